@@ -1,0 +1,16 @@
+"""partitionnet: convolutional networks as explicit sparse matrix algebra.
+
+The objects of section 47.25 of the seed text, as working software:
+
+* :class:`Partition` - the partition matrix V (47.1148-47.1153);
+* :class:`Pooling` - pooling, gradient vectors, ``upv`` and the permutation T
+  (47.1168-47.1204);
+* :func:`vec` / :func:`unvec` - column stacking, the one convention for
+  turning maps into vectors.
+"""
+from .partition import Partition
+from .pooling import Pooling
+from .vec import unvec, vec
+
+__all__ = ["Partition", "Pooling", "vec", "unvec"]
+__version__ = "0.1.0"

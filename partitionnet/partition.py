@@ -1,0 +1,321 @@
+"""The partition matrix V of a correlation layer (47.1148-47.1153).
+
+A *partition* cuts a long vector ``h`` (size M) into P subvectors ``h_p`` of
+size S, possibly overlapping and possibly picking entries from anywhere
+(Fig. 47.86). Stacking the subvectors gives ``col{h_p} = V h`` (47.1152), where
+V is a ``P*S x M`` 0/1 matrix with at most one 1 per row. Rows ``p*S`` to
+``p*S + S - 1`` select the entries of ``h_p`` ("patch-major" order, 47.1153).
+Sliding a window over a zero-padded map is one such partition; a window
+entry that falls in the padding is a row of zeros (the "fictitious zero
+values" of 47.1129).
+
+The class stores only the ``(P, S)`` integer array of selected indices
+(``-1`` for padding). Applying V is a gather, applying V^T a scatter-add, and
+the sparse matrix itself is built in O(nnz) on request.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import _validate as val
+from ._windows import output_length, window_indices
+
+_PADDING_MODES = ("valid", "same", "full")
+
+
+class Partition:
+    """A partition of a vector of size ``M`` into ``P`` subvectors of size ``S``.
+
+    Build one with :meth:`from_indices`, :meth:`sliding_window` or
+    :meth:`blocks`; the constructor itself is internal.
+
+    Attributes
+    ----------
+    P, S, M : int
+        Number of subvectors, their size, and the size of the partitioned vector.
+    input_shape : tuple of int
+        Shape of the partitioned map (``(M,)`` for an unstructured partition).
+    output_shape : tuple of int
+        Map shape of the P positions (``(P,)`` for an unstructured partition).
+    kernel_shape : tuple of int
+        Shape of one window (``(S,)`` for an unstructured partition).
+    indices : ndarray of int64, shape (P, S)
+        ``indices[p, s]`` is the entry of ``h`` placed at position ``s`` of
+        ``h_p``; ``-1`` marks zero padding.
+    geometry : dict or None
+        For sliding windows: ``input_shape``, ``kernel``, ``stride``,
+        ``padding`` (per-axis ints), ``dilation``. ``None`` otherwise.
+
+    Examples
+    --------
+    The partition of the seed's example (47.1149), typed as printed:
+
+    >>> V = Partition.from_indices([[1, 4, 6], [2, 5, 4], [3, 6, 1], [2, 4, 1]], 6, one_based=True)
+    >>> V.P, V.S, V.M
+    (4, 3, 6)
+    >>> V.apply([1, 2, 3, 4, 5, 6]).astype(int).tolist()
+    [1, 4, 6, 2, 5, 4, 3, 6, 1, 2, 4, 1]
+    """
+
+    def __init__(self, indices: np.ndarray, size: int, *, input_shape=None, output_shape=None,
+                 kernel_shape=None, geometry=None):
+        indices = np.ascontiguousarray(indices, dtype=np.int64)
+        self.indices = indices
+        self.indices.setflags(write=False)
+        self.P, self.S = (int(n) for n in indices.shape)
+        self.M = int(size)
+        self.input_shape = tuple(input_shape) if input_shape is not None else (self.M,)
+        self.output_shape = tuple(output_shape) if output_shape is not None else (self.P,)
+        self.kernel_shape = tuple(kernel_shape) if kernel_shape is not None else (self.S,)
+        self.geometry = geometry
+        self._padded = bool((indices < 0).any())
+        self._V = None
+        self._VT = None
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_indices(cls, index_lists, size, *, one_based: bool = False) -> "Partition":
+        """A partition given by the entries of each subvector (Fig. 47.86).
+
+        Parameters
+        ----------
+        index_lists : sequence of P sequences of S ints, or int array (P, S)
+            ``index_lists[p]`` lists, in order, the entries of ``h`` forming
+            ``h_p``. Subvectors may overlap and may repeat entries.
+        size : int
+            M, the size of the vector being partitioned.
+        one_based : bool
+            Read the indices as 1..M, as printed in the book.
+
+        Examples
+        --------
+        >>> Partition.from_indices([[0, 2], [1, 2]], 3).matrix().toarray().astype(int)
+        array([[1, 0, 0],
+               [0, 0, 1],
+               [0, 1, 0],
+               [0, 0, 1]])
+        """
+        size = val.as_positive_int(size, "size")
+        arr = _index_array(index_lists, "index_lists")
+        if arr.ndim != 2:
+            raise ValueError(
+                f"index_lists must be P lists of S indices each (a 2-D table), got an array of shape {arr.shape}"
+            )
+        if arr.shape[0] == 0 or arr.shape[1] == 0:
+            raise ValueError(f"index_lists must hold at least one non-empty subvector, got shape {arr.shape}")
+        arr = _shift_and_check_range(arr, size, "index_lists", one_based)
+        return cls(arr, size)
+
+    @classmethod
+    def sliding_window(cls, input_shape, kernel, *, stride=1, padding=0, dilation=1) -> "Partition":
+        """Windows of shape ``kernel`` sliding over a 1-D, 2-D or 3-D map (47.1129-47.1134).
+
+        Position ``p`` (column-stacked over the output map) takes the window
+        whose first corner sits at ``o * stride - padding`` and whose entries
+        are spaced by ``dilation``; ``h_p`` is the vec of that window. Then
+        ``H^T w`` with ``w = vec(W)`` is the *correlation* of the map with
+        the mask ``W`` (47.1133), the same as ``scipy.signal.correlate``.
+
+        Parameters
+        ----------
+        input_shape : int or tuple of int
+            Shape of the map (``M = prod(input_shape)``).
+        kernel : int or tuple of int
+            Window shape; an int applies to every axis.
+        stride, dilation : int or tuple of int, default 1
+        padding : int, tuple of int, or {'valid', 'same', 'full'}, default 0
+            Zeros added on both sides of each axis. ``'valid'`` is 0,
+            ``'same'`` keeps the map size (odd kernel, unit stride), ``'full'``
+            is ``dilation*(kernel-1)`` so that every overlap counts.
+
+        Examples
+        --------
+        >>> V = Partition.sliding_window((6, 6), 3, padding="same")
+        >>> V.P, V.S, V.output_shape
+        (36, 9, (6, 6))
+        """
+        input_shape = val.as_shape(input_shape, "input_shape")
+        ndim = len(input_shape)
+        kernel = val.as_int_tuple(kernel, "kernel", ndim)
+        stride = val.as_int_tuple(stride, "stride", ndim)
+        dilation = val.as_int_tuple(dilation, "dilation", ndim)
+        pad = _resolve_padding(padding, kernel, stride, dilation, ndim)
+        out_shape = []
+        for a in range(ndim):
+            n_out = output_length(input_shape[a], kernel[a], stride[a], pad[a], pad[a], dilation[a])
+            if n_out < 1:
+                span = dilation[a] * (kernel[a] - 1) + 1
+                raise ValueError(
+                    f"kernel {kernel} (dilated extent {span} on axis {a}) is larger than the padded input "
+                    f"({input_shape[a]} + 2*{pad[a]} = {input_shape[a] + 2 * pad[a]} on axis {a})"
+                )
+            out_shape.append(n_out)
+        idx = window_indices(input_shape, kernel, stride, pad, dilation, out_shape)
+        geometry = {"input_shape": input_shape, "kernel": kernel, "stride": stride,
+                    "padding": pad, "dilation": dilation}
+        return cls(idx, int(np.prod(input_shape)), input_shape=input_shape, output_shape=tuple(out_shape),
+                   kernel_shape=kernel, geometry=geometry)
+
+    @classmethod
+    def blocks(cls, input_shape, block) -> "Partition":
+        """Non-overlapping blocks tiling the map (Fig. 47.86, left).
+
+        Each block dimension must divide the map's.
+
+        >>> Partition.blocks((4, 6), (2, 3)).P
+        4
+        """
+        input_shape = val.as_shape(input_shape, "input_shape")
+        block = val.as_int_tuple(block, "block", len(input_shape))
+        for a, (n, b) in enumerate(zip(input_shape, block)):
+            if n % b:
+                raise ValueError(f"block {block} does not tile input_shape {input_shape}: {n} % {b} != 0 on axis {a}")
+        return cls.sliding_window(input_shape, block, stride=block, padding=0)
+
+    # ------------------------------------------------------------------ operators
+    def matrix(self) -> sp.csr_array:
+        """V as a sparse ``(P*S, M)`` 0/1 matrix, patch-major (47.1149, 47.1153)."""
+        if self._V is None:
+            flat = self.indices.ravel()
+            keep = flat >= 0
+            indptr = np.concatenate(([0], np.cumsum(keep))).astype(np.int64)
+            self._V = sp.csr_array((np.ones(int(keep.sum())), flat[keep], indptr),
+                                   shape=(self.P * self.S, self.M))
+        return self._V
+
+    def membership(self) -> sp.csr_array:
+        """``(I_P kron 1_S^T) V``: row p marks the entries that form ``h_p`` (47.1151).
+
+        An entry repeated inside one subvector is counted as often as it appears.
+        """
+        rows = np.repeat(np.arange(self.P), self.S)
+        cols = self.indices.ravel()
+        keep = cols >= 0
+        out = sp.coo_array((np.ones(int(keep.sum())), (rows[keep], cols[keep])), shape=(self.P, self.M))
+        return out.tocsr()
+
+    def apply(self, h) -> np.ndarray:
+        """``V h = col{h_1, ..., h_P}`` by gathering (47.1152).
+
+        ``h`` is a vector (M,) or a matrix (M, N) whose columns are samples.
+        """
+        h = val.as_vector_or_columns(h, "h", self.M)
+        flat = self.indices.ravel()
+        if not self._padded:
+            return h[flat]
+        out = h[np.maximum(flat, 0)]
+        out[flat < 0] = 0.0
+        return out
+
+    def adjoint(self, g) -> np.ndarray:
+        """``V^T g``: every entry of ``g`` added back to the entry it came from.
+
+        This is the scatter-add that carries sensitivities back through a
+        partition; ``g`` is (P*S,) or (P*S, N).
+        """
+        g = val.as_vector_or_columns(g, "g", self.P * self.S)
+        if self._VT is None:
+            self._VT = self.matrix().T.tocsr()
+        return np.asarray(self._VT @ g, dtype=g.dtype)
+
+    def patches(self, h) -> np.ndarray:
+        """``H = [h_1 ... h_P]``, shape (S, P), or (S, P, N) for sample columns (47.1157).
+
+        >>> H = Partition.sliding_window(3, 2).patches([1.0, 2.0, 3.0])
+        >>> H.tolist()
+        [[1.0, 2.0], [2.0, 3.0]]
+        """
+        stacked = self.apply(h)
+        tail = stacked.shape[1:]
+        return np.swapaxes(stacked.reshape((self.P, self.S) + tail), 0, 1)
+
+    def to_sympy(self):
+        """V as a SymPy ``SparseMatrix`` (exact 0/1 entries), for symbolic proofs."""
+        import sympy
+
+        flat = self.indices.ravel()
+        rows = np.flatnonzero(flat >= 0)
+        return sympy.SparseMatrix(self.P * self.S, self.M, {(int(r), int(flat[r])): 1 for r in rows})
+
+    def index_lists(self, *, one_based: bool = False) -> list[list[int | None]]:
+        """The subvectors as lists of indices (``None`` for a padded entry)."""
+        shift = 1 if one_based else 0
+        return [[int(i) + shift if i >= 0 else None for i in row] for row in self.indices]
+
+    # ------------------------------------------------------------------ dunder
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Partition):
+            return NotImplemented
+        return self.M == other.M and self.indices.shape == other.indices.shape and bool(
+            np.array_equal(self.indices, other.indices))
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        if self.geometry is not None:
+            g = self.geometry
+            return (f"Partition.sliding_window(input_shape={g['input_shape']}, kernel={g['kernel']}, "
+                    f"stride={g['stride']}, padding={g['padding']}, dilation={g['dilation']})"
+                    f"  # P={self.P}, S={self.S}, M={self.M}")
+        return f"Partition(P={self.P}, S={self.S}, M={self.M})"
+
+
+# ---------------------------------------------------------------------- helpers
+def _index_array(index_lists, name: str) -> np.ndarray:
+    """Turn nested sequences of ints into an int array, rejecting ragged input."""
+    if isinstance(index_lists, np.ndarray):
+        arr = index_lists
+    else:
+        if isinstance(index_lists, (str, bytes)) or not isinstance(index_lists, Sequence):
+            raise TypeError(f"{name} must be a sequence of index lists, got {type(index_lists).__name__}")
+        rows = list(index_lists)
+        lengths = set()
+        for i, row in enumerate(rows):
+            if isinstance(row, (str, bytes)) or not isinstance(row, (Sequence, np.ndarray)):
+                raise TypeError(f"{name}[{i}] must be a sequence of integers, got {type(row).__name__}")
+            lengths.add(len(row))
+        if len(lengths) > 1:
+            raise ValueError(
+                f"{name} is ragged: every subvector must have the same size S, got sizes {sorted(lengths)}"
+            )
+        arr = np.asarray(rows) if rows else np.zeros((0, 0), dtype=np.int64)
+    if arr.size and not (np.issubdtype(arr.dtype, np.integer)):
+        if np.issubdtype(arr.dtype, np.floating) and np.all(np.mod(arr, 1) == 0):
+            raise TypeError(f"{name} must hold integers, got floats (dtype {arr.dtype}); pass ints")
+        raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
+    return arr.astype(np.int64, copy=False)
+
+
+def _shift_and_check_range(arr: np.ndarray, size: int, name: str, one_based: bool) -> np.ndarray:
+    lo, hi = (1, size) if one_based else (0, size - 1)
+    bad = (arr < lo) | (arr > hi)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        base = "1-based" if one_based else "0-based"
+        raise ValueError(
+            f"{name} must lie in [{lo}, {hi}] ({base}, size={size}); found {int(arr[where])} at position {where}"
+        )
+    return arr - 1 if one_based else arr.copy()
+
+
+def _resolve_padding(padding, kernel, stride, dilation, ndim) -> tuple[int, ...]:
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode not in _PADDING_MODES:
+            raise ValueError(f"padding must be an int, a tuple of ints, or one of {_PADDING_MODES}, got {padding!r}")
+        if mode == "valid":
+            return (0,) * ndim
+        if mode == "full":
+            return tuple(d * (k - 1) for k, d in zip(kernel, dilation))
+        # 'same': centred windows need an odd extent and unit stride.
+        even = [a for a, k in enumerate(kernel) if k % 2 == 0]
+        if even:
+            raise ValueError(f"padding='same' needs an odd kernel on every axis, got kernel {kernel} "
+                             f"(even on axis {even[0]}); use explicit padding instead")
+        if any(s != 1 for s in stride):
+            raise ValueError(f"padding='same' needs stride 1, got stride {stride}")
+        return tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation))
+    return val.as_int_tuple(padding, "padding", ndim, minimum=0)
