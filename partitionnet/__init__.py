@@ -5,12 +5,15 @@ The objects of section 47.25 of the seed text, as working software:
 * :class:`Partition` - the partition matrix V (47.1148-47.1153);
 * :class:`Pooling` - pooling, gradient vectors, ``upv`` and the permutation T
   (47.1168-47.1204);
+* :class:`ConvNet` / :class:`ConvLayer` - the network of 47.1205-47.1216 with
+  two backward engines ('kronecker', literal 47.1275; 'fast', batched);
 * :func:`vec` / :func:`unvec` - column stacking, the one convention for
   turning maps into vectors.
 """
+from .network import ConvLayer, ConvNet
 from .partition import Partition
 from .pooling import Pooling
 from .vec import unvec, vec
 
-__all__ = ["Partition", "Pooling", "vec", "unvec"]
+__all__ = ["ConvNet", "ConvLayer", "Partition", "Pooling", "vec", "unvec"]
 __version__ = "0.1.0"
