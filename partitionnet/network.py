@@ -482,6 +482,19 @@ class ConvNet:
         w = self._params[f"conv{c + 1}.W"][(d - 1) * nxt.S:d * nxt.S, d_prime - 1]
         return backprop_operator(nxt.partition, w)
 
+    # ------------------------------------------------------------------ bridges
+    def save(self, path) -> None:
+        """Save architecture and parameters to one ``.npz`` file (see :func:`partitionnet.load`)."""
+        from . import io
+
+        io.save(self, path)
+
+    def to_torch(self):
+        """An equivalent ``torch.nn.Module`` (float64) for sliding-window networks (optional extra)."""
+        from . import torch_bridge
+
+        return torch_bridge.to_torch(self)
+
     # ------------------------------------------------------------------ misc
     def __repr__(self) -> str:
         lines = [f"ConvNet(input {self.in_maps} x {self.input_shape}, activation={self.activation!r}, "
