@@ -524,9 +524,13 @@ def gather_patches(partition: Partition, maps: np.ndarray) -> np.ndarray:
 def correlate_patches(H: np.ndarray, K: np.ndarray) -> np.ndarray:
     """``z[p, n, d] = sum_{s, j} H[s, p, n, j] K[s, j, d]``: ``sum_j H_j^T w_j^(d)`` (47.1212).
 
-    One small GEMM per kernel offset ``s`` over a contiguous block.
+    One small GEMM per kernel offset ``s`` over a contiguous block; with a
+    single input map the blocks form the (transposed) im2col matrix and one
+    GEMM does it all (an outer product per offset is far slower).
     """
     S, P, N, D_in = H.shape
+    if D_in == 1:
+        return (H.reshape(S, P * N).T @ K[:, 0, :]).reshape(P, N, K.shape[2])
     z = H[0].reshape(P * N, D_in) @ K[0]
     for s in range(1, S):
         z += H[s].reshape(P * N, D_in) @ K[s]

@@ -315,6 +315,15 @@ def _pool_mean(pool: Pooling, yo):
 
 
 def _pool_max(pool: Pooling, yo):
+    if pool._equal:
+        r = int(pool.sizes[0])
+        blocks = yo.reshape((pool.P_out, r) + yo.shape[1:])
+        t = blocks.max(axis=1)
+        hits = blocks == np.expand_dims(t, 1)
+        if (hits.sum(axis=1) > 1).any():
+            # A tie: keep only the first maximiser of each region (region order).
+            hits &= np.cumsum(hits, axis=1) == 1
+        return t, hits.astype(yo.dtype).reshape(yo.shape)
     t = pool._segment(np.maximum, yo)
     # First maximiser of each region: smallest region-order position that hits the max.
     hits = yo == pool._expand(t)

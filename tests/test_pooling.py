@@ -101,6 +101,13 @@ def test_max_ties_go_to_the_first_index():
     np.testing.assert_array_equal(g, [1, 0, 0, 1])      # entry 3 comes first in region order
 
 
+def test_max_ties_in_equal_windows_go_to_the_first_index():
+    pool = Pooling.windows(6, 2, kind="max")
+    t, g = pool.pool(np.array([[3.0, 1.0], [3.0, 1.0], [1.0, 2.0], [2.0, 2.0], [5.0, 0.0], [4.0, 0.0]]))
+    np.testing.assert_array_equal(t, [[3, 1], [2, 2], [5, 0]])
+    np.testing.assert_array_equal(g, [[1, 1], [0, 0], [0, 1], [1, 0], [1, 1], [0, 0]])
+
+
 @pytest.mark.parametrize("kind,extra", [("l2", {}), ("lp", {"p": 2.5})])
 def test_zero_region_has_zero_gradient(kind, extra):
     pool = Pooling.windows(4, 2, kind=kind, **extra)

@@ -56,6 +56,8 @@ def weight_gradient(H: np.ndarray, delta: np.ndarray) -> np.ndarray:
     S, P, N, D_in = H.shape
     D = delta.shape[2]
     flat = delta.reshape(P * N, D)
+    if D_in == 1:                                              # one GEMM on the (S, P*N) block
+        return H.reshape(S, P * N) @ flat
     dK = np.stack([H[s].reshape(P * N, D_in).T @ flat for s in range(S)])          # (S, D_in, D)
     return dK.transpose(1, 0, 2).reshape(D_in * S, D)
 

@@ -35,12 +35,21 @@ def backprop_operator(partition, w: np.ndarray) -> sp.csr_array:
     product is formed on V's nonzeros only, never as a dense ``P' x PS``
     matrix. ``(I_P kron 1_S)`` then sums the S columns of every patch.
     """
-    P, S = partition.P, partition.S
-    VT = partition.matrix().T.tocsr()
-    row = sp.kron(np.ones((1, P)), np.asarray(w, dtype=np.float64).reshape(1, S), format="csr")
+    VT, collapse = _structure(partition)
+    row = np.kron(np.ones((1, partition.P)), np.asarray(w, dtype=np.float64).reshape(1, partition.S))
     masked = VT.multiply(row).tocsr()                             # V_c^T o (1 1^T kron w^T)
-    collapse = sp.kron(sp.eye_array(P, format="csr"), np.ones((S, 1)), format="csr")
-    return (masked @ collapse).tocsr()
+    return (masked @ collapse).tocsr()                            # ... (I_P kron 1_S)
+
+
+def _structure(partition):
+    """The weight-free factors ``V_c^T`` and ``I_P kron 1_S``, built once per partition."""
+    cached = getattr(partition, "_kronecker_factors", None)
+    if cached is None:
+        VT = partition.matrix().T.tocsr()
+        collapse = sp.kron(sp.eye_array(partition.P, format="csr"), np.ones((partition.S, 1)), format="csr")
+        cached = (VT, collapse)
+        partition._kronecker_factors = cached
+    return cached
 
 
 def gradients(net, trace, gamma: np.ndarray) -> "OrderedDict[str, np.ndarray]":
@@ -78,12 +87,13 @@ def gradients(net, trace, gamma: np.ndarray) -> "OrderedDict[str, np.ndarray]":
         c = st.index
         dW = np.zeros((st.in_maps * st.S, st.maps))
         dTheta = np.zeros(net._params[f"conv{c}.Theta"].shape)
-        ones_bias = np.ones((dTheta.shape[0], st.P))
+        # (1^T kron 1 1^T) of (47.1274) depends on neither weights nor samples: built once.
+        sum_bias = np.kron(np.ones((1, st.maps)), np.ones((dTheta.shape[0], st.P)))
         for n in range(N):
             Delta = block_diagonal([deltas[c - 1][d][:, n] for d in range(st.maps)])  # (47.1270)
             H_n = patch_matrix(trace.H[c - 1], n)                                     # H_{n,c-1} (47.1225)
             dW += (Delta.T @ np.kron(np.ones((1, st.maps)), H_n).T).T                # (47.1271)
-            dTheta -= (Delta.T @ np.kron(np.ones((1, st.maps)), ones_bias).T).T     # (47.1274)
+            dTheta -= (Delta.T @ sum_bias.T).T                                        # (47.1274)
         grads[f"conv{c}.W"] = dW * st.weight_mask
         grads[f"conv{c}.Theta"] = dTheta if net.bias == "tied" else dTheta * st.connections.T
     return OrderedDict((k, grads[k]) for k in net._params)
