@@ -29,6 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _validate
+from ._validate import as_positive_int
+
 __all__ = [
     "AVAILABLE",
     "Dataset",
@@ -47,20 +50,8 @@ _INSTALL_HINT = "pip install 'partitionnet[data]'"
 # --------------------------------------------------------------------------- #
 # argument checking (TypeError for the wrong kind, ValueError for the wrong value)
 # --------------------------------------------------------------------------- #
-def _kind(value) -> str:
-    return type(value).__name__
-
-
-def _check_int(value, name: str, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {_kind(value)} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
-    return int(value)
-
-
 def _check_seed(seed, *, maximum: int | None = None) -> int:
-    seed = _check_int(seed, "seed", minimum=0)
+    seed = as_positive_int(seed, "seed", minimum=0)
     if maximum is not None and seed > maximum:
         raise ValueError(f"seed must be an integer in [0, {maximum}], got {seed}")
     return seed
@@ -69,7 +60,7 @@ def _check_seed(seed, *, maximum: int | None = None) -> int:
 def _check_real(value, name: str, *, low: float, high: float | None = None,
                 low_open: bool = False, high_open: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {_kind(value)} {value!r}")
+        raise TypeError(f"{name} must be a real number, got {_validate._kind(value)} {value!r}")
     value = float(value)
     ok = math.isfinite(value) and (value > low if low_open else value >= low)
     if high is not None:
@@ -129,11 +120,11 @@ class Dataset:
     def __post_init__(self):
         for field in ("x_train", "y_train", "x_test", "y_test"):
             if not isinstance(getattr(self, field), np.ndarray):
-                raise TypeError(f"{field} must be a numpy array, got {_kind(getattr(self, field))}")
+                raise TypeError(f"{field} must be a numpy array, got {_validate._kind(getattr(self, field))}")
         if not isinstance(self.classes, tuple) or not all(isinstance(c, str) for c in self.classes):
             raise TypeError(f"classes must be a tuple of str, got {self.classes!r}")
         if not isinstance(self.name, str):
-            raise TypeError(f"name must be a str, got {_kind(self.name)}")
+            raise TypeError(f"name must be a str, got {_validate._kind(self.name)}")
         for part in ("train", "test"):
             x, y = getattr(self, f"x_{part}"), getattr(self, f"y_{part}")
             if x.ndim < 3:
@@ -223,9 +214,9 @@ def squares_diamonds(n_train=200, n_test=100, *, size=15, seed=0, noise=0.0):
     >>> sorted(set(ds.x_train.ravel().tolist()))
     [0.0, 1.0]
     """
-    n_train = _check_int(n_train, "n_train", minimum=1)
-    n_test = _check_int(n_test, "n_test", minimum=1)
-    size = _check_int(size, "size", minimum=5)
+    n_train = as_positive_int(n_train, "n_train", minimum=1)
+    n_test = as_positive_int(n_test, "n_test", minimum=1)
+    size = as_positive_int(size, "size", minimum=5)
     seed = _check_seed(seed)
     noise = _check_real(noise, "noise", low=0.0)
 
@@ -317,8 +308,8 @@ def mnist1d(*, seed=0, n_train=4000, n_test=1000):
     ((80, 1, 40), 10)
     """
     seed = _check_seed(seed, maximum=2**32 - 1)
-    n_train = _check_int(n_train, "n_train", minimum=1)
-    n_test = _check_int(n_test, "n_test", minimum=1)
+    n_train = as_positive_int(n_train, "n_train", minimum=1)
+    n_test = as_positive_int(n_test, "n_test", minimum=1)
     data = _import_optional("mnist1d.data", "mnist1d")
 
     args = data.get_dataset_args()
@@ -448,7 +439,7 @@ def load(name, **kwargs):
     (5, 5)
     """
     if not isinstance(name, str):
-        raise TypeError(f"name must be a str, one of {AVAILABLE}, got {_kind(name)} {name!r}")
+        raise TypeError(f"name must be a str, one of {AVAILABLE}, got {_validate._kind(name)} {name!r}")
     try:
         loader = _LOADERS[name]
     except KeyError:
@@ -478,9 +469,9 @@ def one_hot(labels, n_classes):
     array([[0., 0., 1.],
            [1., 0., 0.]])
     """
-    n_classes = _check_int(n_classes, "n_classes", minimum=1)
+    n_classes = as_positive_int(n_classes, "n_classes", minimum=1)
     if isinstance(labels, (str, bytes)):
-        raise TypeError(f"labels must be an array of integers, got {_kind(labels)}")
+        raise TypeError(f"labels must be an array of integers, got {_validate._kind(labels)}")
     arr = np.asarray(labels)
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
         if arr.size == 0 and arr.ndim == 1:
