@@ -74,6 +74,9 @@ class Partition:
         self._padded = bool((indices < 0).any())
         self._V = None
         self._VT = None
+        # Derived structures other modules build once per partition (e.g. the
+        # offset-major V^T of the fast engine); they depend on indices only.
+        self._cache: dict = {}
 
     # ------------------------------------------------------------------ constructors
     @classmethod

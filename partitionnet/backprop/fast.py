@@ -80,11 +80,10 @@ def input_sensitivity(partition, delta: np.ndarray, K: np.ndarray) -> np.ndarray
 
 def _offset_major_adjoint(partition) -> sp.csr_array:
     """``V^T`` with V's rows in offset-major order ``(s, p)``; cached on the partition."""
-    cached = getattr(partition, "_offset_major_VT", None)
+    cached = partition._cache.get("offset_major_VT")
     if cached is None:
         idx = partition.indices.T.ravel()                       # row s*P + p reads entry idx
         rows = np.flatnonzero(idx >= 0)
         V = sp.csr_array((np.ones(rows.size), (rows, idx[rows])), shape=(idx.size, partition.M))
-        cached = V.T.tocsr()
-        partition._offset_major_VT = cached
+        cached = partition._cache["offset_major_VT"] = V.T.tocsr()
     return cached

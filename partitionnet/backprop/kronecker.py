@@ -43,12 +43,11 @@ def backprop_operator(partition, w: np.ndarray) -> sp.csr_array:
 
 def _structure(partition):
     """The weight-free factors ``V_c^T`` and ``I_P kron 1_S``, built once per partition."""
-    cached = getattr(partition, "_kronecker_factors", None)
+    cached = partition._cache.get("kronecker_factors")
     if cached is None:
         VT = partition.matrix().T.tocsr()
         collapse = sp.kron(sp.eye_array(partition.P, format="csr"), np.ones((partition.S, 1)), format="csr")
-        cached = (VT, collapse)
-        partition._kronecker_factors = cached
+        cached = partition._cache["kronecker_factors"] = (VT, collapse)
     return cached
 
 
