@@ -6,7 +6,8 @@ elementwise output ``f`` the sensitivity is ``delta_L = 2(y - gamma) * f'(z)``
 ``delta_L = J^T 2(y - gamma)`` with ``J = diag(y) - y y^T``.
 
 ``cross_entropy``: ``-sum gamma log y`` with a softmax output, for which
-``delta_L = y - gamma``.
+``delta_L = y * sum(gamma) - gamma``; with one-hot or probability targets
+(columns summing to 1) this is the familiar ``y - gamma``.
 
 Arrays hold samples as columns: ``y``, ``gamma`` and ``z`` are (Q, N).
 """
@@ -30,7 +31,7 @@ def output_sensitivity(loss: str, output: str, z: np.ndarray, y: np.ndarray, gam
                        f_prime) -> np.ndarray:
     """``delta_L = d loss / d z_L`` for every sample (47.1233)."""
     if loss == "cross_entropy":
-        return y - gamma
+        return y * gamma.sum(axis=0, keepdims=True) - gamma
     e = 2.0 * (y - gamma)
     if output == "softmax":
         return y * (e - np.sum(y * e, axis=0, keepdims=True))

@@ -331,10 +331,16 @@ class ConvNet:
             if arr.shape != expected:
                 raise ValueError(f"{key} must have shape {expected}, got {arr.shape}")
             val.require_finite(arr, key)
-            if key.startswith("conv") and key.endswith(".W"):
-                st = self.conv[int(key[4:-2]) - 1]
-                if np.any(arr[~st.weight_mask] != 0):
-                    raise ValueError(f"{key} has nonzero weights for input/output map pairs that the layer's "
+            if key.startswith("conv"):
+                st = self.conv[int(key[4:key.index(".")]) - 1]
+                if key.endswith(".W"):
+                    absent = ~st.weight_mask
+                elif self.bias == "per_input":
+                    absent = ~st.connections.T
+                else:
+                    absent = np.zeros(arr.shape, dtype=bool)
+                if np.any(arr[absent] != 0):
+                    raise ValueError(f"{key} has nonzero entries for input/output map pairs that the layer's "
                                      "connection table (47.1213) leaves unconnected")
             staged[key] = arr.copy()
         self._params.update(staged)
@@ -474,8 +480,10 @@ class ConvNet:
         """
         from .backprop.kronecker import backprop_operator
 
-        if not 1 <= c < self.C:
-            raise ValueError(f"c must be in [1, {self.C - 1}] (an operator links layer c to c+1), got {c}")
+        if self.C < 2:
+            raise ValueError("backprop_operator links layer c to c+1, but this network has a single "
+                             "correlation layer (C = 1)")
+        _check_range(c, self.C - 1, "c")
         nxt = self.conv[c]
         _check_range(d, nxt.in_maps, "d")
         _check_range(d_prime, nxt.maps, "d_prime")
