@@ -17,7 +17,7 @@ import sympy
 
 import partitionnet as pn
 
-from . import _sym
+from partitionnet import symbolic as _sym
 from ._check import Check, Claim, allclose, module_main, print_latex, same_matrix
 
 

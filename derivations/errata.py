@@ -18,7 +18,9 @@ import sympy
 
 import partitionnet as pn
 
-from . import _sym, backprop, convolution_chapter as ch8, lecture_notes as notes, pooling, training
+from partitionnet import symbolic as _sym
+
+from . import backprop, convolution_chapter as ch8, lecture_notes as notes, pooling, training
 from ._check import Check, Claim, module_main, same_matrix
 
 

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import sympy
 
-from derivations import (_check, _sym, backprop, convolution_chapter, correlation, errata, gradients,
+from partitionnet import symbolic as _sym
+from derivations import (_check, backprop, convolution_chapter, correlation, errata, gradients,
                          lecture_notes, pooling, registry, training)
 
 ROOT = Path(__file__).resolve().parents[1]

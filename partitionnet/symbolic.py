@@ -1,4 +1,4 @@
-"""SymPy twins of the library's operators, built from the library's own index structures.
+"""SymPy twins of the operators, built from the library's own index structures.
 
 The library works in floating point; a proof needs exact objects. These
 helpers turn a :class:`~partitionnet.Partition` or :class:`~partitionnet.Pooling`
@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sps
 import sympy
 
-import partitionnet as pn
+from .vec import vec as _vec
 
 
 def col(name: str, n: int, **assumptions) -> sympy.Matrix:
@@ -30,7 +30,7 @@ def grid(name: str, shape, **assumptions) -> np.ndarray:
 
 def vec(a) -> sympy.Matrix:
     """``partitionnet.vec`` (column stacking) of a symbolic map, as a SymPy column."""
-    return sympy.Matrix(list(pn.vec(np.asarray(a, dtype=object))))
+    return sympy.Matrix(list(_vec(np.asarray(a, dtype=object))))
 
 
 def from_scipy(A) -> sympy.SparseMatrix:
