@@ -19,7 +19,6 @@ import scipy.signal
 import sympy
 
 import partitionnet as pn
-
 from partitionnet import symbolic as _sym
 
 from . import _direct

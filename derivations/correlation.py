@@ -16,8 +16,8 @@ import scipy.signal
 import sympy
 
 import partitionnet as pn
-
 from partitionnet import symbolic as _sym
+
 from ._check import Check, Claim, allclose, module_main, print_latex, same_matrix
 
 

@@ -17,7 +17,6 @@ import scipy.signal
 import sympy
 
 import partitionnet as pn
-
 from partitionnet import symbolic as _sym
 
 from . import backprop, convolution_chapter as ch8, lecture_notes as notes, pooling, training

@@ -21,7 +21,6 @@ import scipy.sparse as sps
 import sympy
 
 import partitionnet as pn
-
 from partitionnet import symbolic as _sym
 
 from . import _direct

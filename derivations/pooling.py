@@ -18,7 +18,6 @@ import numpy as np
 import sympy
 
 import partitionnet as pn
-
 from partitionnet import symbolic as _sym
 
 from . import _direct

@@ -1,5 +1,358 @@
-"""Placeholder: `partitionnet train` / `evaluate` (being written)."""
+"""``partitionnet train`` and ``partitionnet evaluate``.
+
+``add_parsers(subparsers)`` registers both sub-commands on an argparse
+sub-parsers object; each sets ``func`` so the caller dispatches with
+``args.func(args)``, which returns the process exit code (0 on success, 1
+when a run fails, 2 for unusable options).
+
+``partitionnet train`` with no options trains the embedded default
+(squares and diamonds, Fig. 8.4) to 100% test accuracy in a few seconds.
+Every data set has its own architecture and schedule (:data:`DEFAULTS`);
+each option overrides one piece of it.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+__all__ = ["DEFAULTS", "add_parsers", "build_network", "main"]
+
+# Per-layer lists (maps, kernel, padding, pooling, window) have one entry per
+# correlation layer; "dense" lists the hidden feedforward sizes (the output
+# layer of Q units, one per class, is always added).
+DEFAULTS = {
+    "squares_diamonds": dict(
+        maps=[4], kernel=[3], padding=["same"], pooling=["max"], window=[3], dense=[],
+        activation="tanh", output="softmax", loss="cross_entropy", bias="tied",
+        epochs=10, batch_size=1, lr=0.05, rho1=0.0, rho2=0.0),
+    "mnist1d": dict(
+        maps=[32, 32, 32, 32], kernel=[5, 5, 5, 3], padding=["same"] * 4,
+        pooling=["none", "max", "max", "max"], window=[1, 2, 2, 2], dense=[],
+        activation="relu", output="softmax", loss="cross_entropy", bias="tied",
+        epochs=30, batch_size=32, lr=0.05, rho1=0.0, rho2=0.0),
+    "digits": dict(
+        maps=[16, 32], kernel=[3, 3], padding=["same", "same"], pooling=["max", "max"], window=[2, 2],
+        dense=[], activation="relu", output="softmax", loss="cross_entropy", bias="tied",
+        epochs=20, batch_size=16, lr=0.05, rho1=0.0, rho2=0.0),
+}
+
+_POOLINGS = ("max", "mean", "l2", "none")
+_PADDINGS = ("same", "valid", "full")
+
+
+# --------------------------------------------------------------------------- #
+# option parsing helpers
+# --------------------------------------------------------------------------- #
+def _int_token(text: str, option: str):
+    """'3' -> 3, '3x5' -> (3, 5)."""
+    try:
+        parts = [int(t) for t in text.lower().split("x")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{option}: {text!r} is not an integer (or AxB for one per axis)") from None
+    if any(p < 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"{option}: {text!r} must not be negative")
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def _int_list(option):
+    def parse(text: str):
+        if text.strip().lower() in ("", "none"):
+            return []
+        return [_int_token(t.strip(), option) for t in text.split(",")]
+    return parse
+
+
+def _padding_list(text: str):
+    out = []
+    for t in text.split(","):
+        t = t.strip().lower()
+        out.append(t if t in _PADDINGS else _int_token(t, "--padding"))
+    return out
+
+
+def _pooling_list(text: str):
+    out = []
+    for t in text.split(","):
+        t = t.strip().lower()
+        if t not in _POOLINGS:
+            raise argparse.ArgumentTypeError(f"--pooling: {t!r} is not one of {_POOLINGS}")
+        out.append(t)
+    return out
+
+
+def _per_layer(values, name: str, n: int) -> list:
+    """Broadcast a one-entry list to n layers; otherwise require n entries."""
+    if len(values) == 1:
+        return list(values) * n
+    if len(values) != n:
+        raise ValueError(f"--{name} needs one value or one per layer ({n} layers from --maps), got {len(values)}")
+    return list(values)
+
+
+def _settings(args) -> dict:
+    """The data set's defaults, overridden by the options the user gave."""
+    cfg = dict(DEFAULTS[args.dataset])
+    for key in cfg:
+        value = getattr(args, key, None)
+        if value is not None:
+            cfg[key] = value
+    n = len(cfg["maps"])
+    if n == 0:
+        raise ValueError("--maps must list at least one correlation layer")
+    user_maps = args.maps is not None
+    for key in ("kernel", "padding", "pooling", "window"):
+        values = cfg[key]
+        if user_maps and getattr(args, key) is None and len(values) != n:
+            values = values[:1]  # a new depth: reuse the default's first layer setting
+        cfg[key] = _per_layer(values, key.replace("_", "-"), n)
+    return cfg
+
+
+def build_network(cfg: dict, in_maps: int, input_shape: tuple, n_classes: int, *, rng=None):
+    """The ConvNet described by a settings dict (see :data:`DEFAULTS`)."""
+    from .network import ConvLayer, ConvNet
+
+    layers = []
+    for maps, kernel, padding, pooling, window in zip(cfg["maps"], cfg["kernel"], cfg["padding"],
+                                                       cfg["pooling"], cfg["window"]):
+        no_pool = pooling == "none" or window in (1, 0) or (isinstance(window, tuple) and all(w <= 1 for w in window))
+        layers.append(ConvLayer(maps, kernel=kernel, padding=padding, pooling=None if no_pool else pooling,
+                                window=None if no_pool else window,
+                                pool_options={"drop_remainder": True}))
+    return ConvNet(input_shape, in_maps, layers, list(cfg["dense"]) + [n_classes], activation=cfg["activation"],
+                   output=cfg["output"], loss=cfg["loss"], bias=cfg["bias"], rng=rng)
+
+
+def _load_data(args):
+    from . import datasets
+
+    kwargs = {}
+    if args.data_seed is not None:
+        kwargs["seed"] = args.data_seed
+    for opt in ("n_train", "n_test"):
+        value = getattr(args, opt, None)
+        if value is not None:
+            if args.dataset == "digits":
+                raise ValueError(f"--{opt.replace('_', '-')} is not available for digits (its split is fixed)")
+            kwargs[opt] = value
+    return datasets.load(args.dataset, **kwargs)
+
+
+def _error(command: str, message: str, code: int = 2) -> int:
+    print(f"partitionnet {command}: error: {message}", file=sys.stderr)
+    return code
+
+
+def _format_confusion(cm: np.ndarray, classes) -> str:
+    names = [str(c) for c in classes]
+    width = max(max(len(n) for n in names), len(str(int(cm.max(initial=0)))), 4)
+    head = " " * (width + 2) + " ".join(f"{n:>{width}}" for n in names)
+    rows = [f"{names[i]:>{width}}  " + " ".join(f"{int(v):>{width}d}" for v in cm[i]) for i in range(len(names))]
+    return "\n".join(["confusion matrix (rows: true class, columns: predicted)", head] + rows)
+
+
+def _plot(history, path: str, title: str) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    epochs = np.arange(1, history.epochs + 1)
+    fig = Figure(figsize=(9, 3.6))
+    FigureCanvasAgg(fig)
+    ax1, ax2 = fig.subplots(1, 2)
+    ax1.plot(epochs, history.loss, marker="o", label="train")
+    if history.val_loss and history.val_loss[0] is not None:
+        ax1.plot(epochs, history.val_loss, marker="o", label="test")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("loss per sample")
+    ax1.set_yscale("log")
+    ax1.legend()
+    if history.accuracy and history.accuracy[0] is not None:
+        ax2.plot(epochs, 100 * np.asarray(history.accuracy), marker="o", label="train")
+        if history.val_accuracy and history.val_accuracy[0] is not None:
+            ax2.plot(epochs, 100 * np.asarray(history.val_accuracy), marker="o", label="test")
+        ax2.set_xlabel("epoch")
+        ax2.set_ylabel("accuracy (%)")
+        ax2.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+# --------------------------------------------------------------------------- #
+# the commands
+# --------------------------------------------------------------------------- #
+def run_train(args) -> int:
+    from . import io
+    from .training import evaluate, fit
+
+    out = sys.stdout
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            return _error("train", "--plot needs matplotlib, which is not installed; "
+                                   "install it with: pip install 'partitionnet[plot]'", 1)
+    try:
+        cfg = _settings(args)
+        data = _load_data(args)
+    except ImportError as exc:
+        return _error("train", str(exc), 1)
+    except (TypeError, ValueError) as exc:
+        return _error("train", str(exc))
+    seeds = np.random.SeedSequence(args.seed).spawn(2)
+    try:
+        net = build_network(cfg, data.in_maps, data.input_shape, data.n_classes,
+                            rng=np.random.default_rng(seeds[0]))
+    except (TypeError, ValueError) as exc:
+        return _error("train", f"the architecture is not valid: {exc}")
+
+    print(f"data: {data.name}, {data.x_train.shape[0]} train / {data.x_test.shape[0]} test samples of shape "
+          f"{data.x_train.shape[1:]}, {data.n_classes} classes", file=out)
+    print(repr(net), file=out)
+    print(f"training: {cfg['epochs']} epochs, batch size {cfg['batch_size']}, learning rate {cfg['lr']:g}, "
+          f"rho1 {cfg['rho1']:g}, rho2 {cfg['rho2']:g}, engine {args.engine!r}, seed {args.seed}", file=out)
+    out.flush()
+
+    def report(epoch, history):
+        i = epoch - 1
+        width = len(str(cfg["epochs"]))
+        print(f"epoch {epoch:>{width}}/{cfg['epochs']}  loss {history.loss[i]:.4f}  "
+              f"train acc {100 * history.accuracy[i]:6.2f}%  test acc {100 * history.val_accuracy[i]:6.2f}%  "
+              f"{history.seconds[i]:6.2f} s", file=out, flush=True)
+
+    try:
+        history = fit(net, data.x_train, data.y_train, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
+                      learning_rate=cfg["lr"], rho1=cfg["rho1"], rho2=cfg["rho2"], engine=args.engine,
+                      rng=np.random.default_rng(seeds[1]), validation=(data.x_test, data.y_test),
+                      progress=out.isatty() if hasattr(out, "isatty") else False, callback=report)
+    except FloatingPointError as exc:
+        return _error("train", str(exc), 1)
+    except (TypeError, ValueError) as exc:
+        return _error("train", str(exc))
+    acc, cm = evaluate(net, data.x_test, data.y_test)
+    n_test = data.y_test.shape[0]
+    print(f"done: test accuracy {100 * acc:.2f}% ({int(np.trace(cm))}/{n_test}), final train loss "
+          f"{history.loss[-1]:.4f}, {sum(history.seconds):.2f} s training", file=out)
+    if args.save:
+        try:
+            path = io.save(net, args.save)
+        except OSError as exc:
+            return _error("train", f"cannot write {args.save!r}: {exc}", 1)
+        print(f"saved the network to {path}", file=out)
+    if args.plot:
+        try:
+            _plot(history, args.plot, f"partitionnet train --dataset {data.name}")
+        except OSError as exc:
+            return _error("train", f"cannot write {args.plot!r}: {exc}", 1)
+        print(f"saved the learning curve to {args.plot}", file=out)
+    return 0
+
+
+def run_evaluate(args) -> int:
+    from . import io
+    from .training import evaluate
+
+    try:
+        net = io.load(args.model)
+    except FileNotFoundError as exc:
+        return _error("evaluate", str(exc), 1)
+    except ValueError as exc:
+        return _error("evaluate", str(exc), 1)
+    try:
+        data = _load_data(args)
+    except ImportError as exc:
+        return _error("evaluate", str(exc), 1)
+    except (TypeError, ValueError) as exc:
+        return _error("evaluate", str(exc))
+    x, y = (data.x_test, data.y_test) if args.split == "test" else (data.x_train, data.y_train)
+    expected = (net.in_maps,) + net.input_shape
+    if x.shape[1:] != expected or net.dense_sizes[-1] != data.n_classes:
+        return _error("evaluate", f"the network takes inputs {expected} with {net.dense_sizes[-1]} outputs, but "
+                                  f"{data.name} has inputs {x.shape[1:]} and {data.n_classes} classes")
+    start = time.perf_counter()
+    acc, cm = evaluate(net, x, y)
+    seconds = time.perf_counter() - start
+    print(f"{args.model}: {data.name} {args.split} set, {y.shape[0]} samples", file=sys.stdout)
+    print(f"accuracy {100 * acc:.2f}% ({int(np.trace(cm))}/{y.shape[0]}) in {seconds:.2f} s", file=sys.stdout)
+    print(_format_confusion(cm, data.classes), file=sys.stdout)
+    return 0
+
+
+# --------------------------------------------------------------------------- #
+# parsers
+# --------------------------------------------------------------------------- #
+def _add_data_options(p) -> None:
+    from .datasets import AVAILABLE
+
+    p.add_argument("--dataset", choices=AVAILABLE, default="squares_diamonds",
+                   help="data set (default: squares_diamonds, built in)")
+    p.add_argument("--data-seed", type=int, default=None, metavar="S",
+                   help="seed of the data set and its train/test split (default: the loader's)")
+    p.add_argument("--n-train", type=int, default=None, metavar="N", help="training samples (not for digits)")
+    p.add_argument("--n-test", type=int, default=None, metavar="N", help="test samples (not for digits)")
 
 
 def add_parsers(subparsers) -> None:
-    return None
+    """Register ``train`` and ``evaluate`` on an argparse sub-parsers object."""
+    t = subparsers.add_parser(
+        "train", help="train a network on a built-in data set",
+        description="Train a convolutional network with the seed's stochastic-gradient algorithm (47.1276). "
+                    "Every data set has its own default architecture and schedule; the options below override "
+                    "them. Per-layer options take one comma-separated value per correlation layer (or one "
+                    "value for all); AxB gives one size per axis.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_data_options(t)
+    run = t.add_argument_group("schedule")
+    run.add_argument("--epochs", type=int, default=None, help="passes over the training set")
+    run.add_argument("--batch-size", type=int, default=None, help="samples per step (1: the seed's per-sample SGD)")
+    run.add_argument("--lr", type=float, default=None, metavar="MU", help="step size mu")
+    run.add_argument("--rho1", type=float, default=None, help="regularisation of the correlation weights (47.1228)")
+    run.add_argument("--rho2", type=float, default=None, help="regularisation of the dense weights (47.1228)")
+    run.add_argument("--engine", choices=("fast", "kronecker"), default="fast", help="backward engine")
+    run.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the shuffling")
+    arch = t.add_argument_group("architecture")
+    arch.add_argument("--maps", type=_int_list("--maps"), default=None, metavar="D1,D2,...",
+                      help="maps per correlation layer (sets the number of layers)")
+    arch.add_argument("--kernel", type=_int_list("--kernel"), default=None, metavar="K1,K2,...",
+                      help="kernel size per layer")
+    arch.add_argument("--padding", type=_padding_list, default=None, metavar="P1,...",
+                      help="padding per layer: same, valid, full or an integer")
+    arch.add_argument("--pooling", type=_pooling_list, default=None, metavar="KIND1,...",
+                      help=f"pooling per layer: one of {', '.join(_POOLINGS)}")
+    arch.add_argument("--window", type=_int_list("--window"), default=None, metavar="W1,...",
+                      help="pooling window per layer (1: no pooling)")
+    arch.add_argument("--dense", type=_int_list("--dense"), default=None, metavar="N1,...",
+                      help="hidden dense layer sizes ('none' for none); the output layer of Q units is added")
+    arch.add_argument("--activation", choices=("tanh", "relu", "sigmoid", "identity"), default=None)
+    arch.add_argument("--output", choices=("identity", "sigmoid", "tanh", "relu", "softmax"), default=None)
+    arch.add_argument("--loss", choices=("squared", "cross_entropy"), default=None)
+    arch.add_argument("--bias", choices=("tied", "per_input"), default=None,
+                      help="one bias per output map (tied) or one per input map (the seed's Theta_c)")
+    out = t.add_argument_group("output")
+    out.add_argument("--save", default=None, metavar="PATH", help="write the trained network (.npz)")
+    out.add_argument("--plot", default=None, metavar="PNG", help="write the learning curve (needs matplotlib)")
+    t.set_defaults(func=run_train, batch_size=None)
+
+    e = subparsers.add_parser("evaluate", help="accuracy and confusion matrix of a saved network",
+                              description="Load a network saved by 'partitionnet train --save' and report its "
+                                          "accuracy and confusion matrix on a data set.")
+    e.add_argument("model", help="network file written by --save")
+    _add_data_options(e)
+    e.add_argument("--split", choices=("test", "train"), default="test", help="which part of the data set")
+    e.set_defaults(func=run_evaluate)
+
+
+def main(argv=None) -> int:
+    """Stand-alone entry point with only these two commands (the package CLI is :mod:`partitionnet.cli`)."""
+    parser = argparse.ArgumentParser(prog="partitionnet")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parsers(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
