@@ -471,6 +471,31 @@ class ConvNet:
         gam = self.targets(gamma, xb.shape[0], batched)
         return ENGINES[engine](self, self.cache, gam)
 
+    def sensitivities(self, x, gamma) -> "OrderedDict[str, np.ndarray]":
+        """The sensitivities ``delta = d loss / d z`` of every layer, as arrays a reader can plot.
+
+        ``'conv{c}'`` holds ``delta^(d,c)`` (47.1245, 47.1262) with shape
+        ``(N, D_c, *map)`` (the map shape of layer c's outputs, before
+        pooling); ``'dense{l}'`` holds ``delta_l`` (47.1233-47.1234) with shape
+        ``(N, n_l)``, l = 2 ... L. For one unbatched sample the leading N is dropped.
+        """
+        from .backprop.fast import gradients as fast_gradients
+
+        xb, batched = self._as_batch(x)
+        self.forward(xb)
+        record: dict = {}
+        fast_gradients(self, self.cache, self.targets(gamma, xb.shape[0], batched), record)
+        out = OrderedDict()
+        N = xb.shape[0]
+        for st in self.conv:
+            delta = record[f"conv{st.index}"]                        # [p, n, d], p column-stacked
+            shape = st.partition.output_shape
+            maps = delta.transpose(1, 2, 0).reshape((N, st.maps) + shape[::-1])
+            out[f"conv{st.index}"] = maps.transpose((0, 1) + tuple(range(len(shape) + 1, 1, -1)))
+        for l in range(2, self.L + 1):
+            out[f"dense{l}"] = record[f"dense{l}"].T
+        return out if batched else OrderedDict((k, v[0]) for k, v in out.items())
+
     def backprop_operator(self, c: int, d: int, d_prime: int):
         """``V^(d,d',c+1)`` of (47.1257) for the current weights (1-based, as in the seed).
 

@@ -502,3 +502,22 @@ def test_set_parameters_rejects_bias_of_unconnected_pair():
     net = ConvNet((6, 6), 2, [L(2, kernel=3, window=2, connections=[[0], [1]])], [2], rng=0)
     with pytest.raises(ValueError, match=r"conv1\.Theta .*connection table"):
         net.set_parameters({"conv1.Theta": np.ones((2, 2))})
+
+
+def test_sensitivities_are_maps_in_the_layer_layout():
+    # dW of layer 1 is the 'valid' correlation of the padded input with the delta map (Eq. 8.48):
+    # only true if sensitivities() puts delta^(d,1)(p) at p's position in the output map.
+    net = ConvNet((5, 4), 1, [L(2, kernel=3, padding="same", window=None),
+                              L(3, kernel=2, pooling=None)], [2], rng=0)
+    rng = np.random.default_rng(1)
+    x, gamma = rng.standard_normal((3, 1, 5, 4)), rng.random((3, 2))
+    sens = net.sensitivities(x, gamma)
+    assert sens["conv1"].shape == (3, 2, 5, 4) and sens["conv2"].shape == (3, 3, 4, 3)
+    assert sens["dense2"].shape == (3, 2)
+    dW = net.gradients(x, gamma)["conv1.W"]
+    xpad = np.pad(x[:, 0], ((0, 0), (1, 1), (1, 1)))
+    for d in range(2):
+        expected = sum(scipy.signal.correlate(xpad[n], sens["conv1"][n, d], mode="valid") for n in range(3))
+        np.testing.assert_allclose(dW[:, d], expected.reshape(-1, order="F"), rtol=1e-10, atol=1e-12)
+    single = net.sensitivities(x[0], gamma[0])
+    np.testing.assert_allclose(single["conv2"], sens["conv2"][0], atol=1e-14)

@@ -30,9 +30,10 @@ from .. import activations as act
 from . import feedforward
 
 
-def gradients(net, trace, gamma: np.ndarray) -> "OrderedDict[str, np.ndarray]":
+def gradients(net, trace, gamma: np.ndarray, record: dict | None = None) -> "OrderedDict[str, np.ndarray]":
+    """All gradients; with ``record``, also keep every sensitivity (``'conv{c}'``: delta as [p, n, d])."""
     grads: dict = {}
-    delta_2 = feedforward.backward(net, trace, gamma, grads)
+    delta_2 = feedforward.backward(net, trace, gamma, grads, record)
     v = feedforward.first_layer_input_sensitivity(net, delta_2)    # [p', n, d], sensitivity of t^(C)
     for st in reversed(net.conv):
         c = st.index
@@ -40,6 +41,8 @@ def gradients(net, trace, gamma: np.ndarray) -> "OrderedDict[str, np.ndarray]":
         # delta^(d,c) = f'(z) * permute#(upv(v)) for all maps and samples (47.1245 / 47.1262).
         dy = st.pooling.backward(v.reshape(st.P_out, -1), trace.g[c - 1])
         delta = act.get(st.activation)[1](trace.z_conv[c - 1]) * dy.reshape(st.P, N, st.maps)
+        if record is not None:
+            record[f"conv{c}"] = delta
         H = trace.H[c - 1]
         K = st.kernels(net._params[f"conv{c}.W"])
         grads[f"conv{c}.W"] = weight_gradient(H, delta) * st.weight_mask            # (47.1271)

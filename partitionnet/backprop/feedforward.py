@@ -10,8 +10,10 @@ from .. import activations as act
 from .. import losses
 
 
-def backward(net, trace, gamma: np.ndarray, grads: dict) -> np.ndarray:
+def backward(net, trace, gamma: np.ndarray, grads: dict, record: dict | None = None) -> np.ndarray:
     """Fill ``grads`` with the feedforward gradients and return ``delta_2``.
+
+    With ``record``, also store every ``delta_l`` under ``'dense{l}'`` (l = 2 ... L).
 
     * ``delta_L = 2(y - gamma) * f'(z_L)`` (47.1233), or ``y - gamma`` for
       softmax with cross-entropy;
@@ -25,6 +27,8 @@ def backward(net, trace, gamma: np.ndarray, grads: dict) -> np.ndarray:
     delta = losses.output_sensitivity(net.loss_name, net.output, z[-1], y[-1], gamma, net.output_derivative())
     f_prime = act.get(net.activation)[1]
     for l in range(L - 1, 0, -1):
+        if record is not None:
+            record[f"dense{l + 1}"] = delta
         grads[f"dense{l}.W"] = delta @ y[l - 1].T
         grads[f"dense{l}.theta"] = -delta.sum(axis=1)
         if l > 1:
