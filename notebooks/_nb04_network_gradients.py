@@ -112,7 +112,8 @@ CELLS = [
     md(r"""
     ## 4.3 The sensitivities, by hand (47.1233–47.1262)
 
-    The engines do not expose their $\delta$'s, but the forward pass keeps what the backward pass needs in
+    `net.sensitivities(x, gamma)` returns every $\delta$ as a map; here we rebuild them from the listing instead,
+    to see each operator at work. The forward pass keeps what the backward pass needs in
     `net.cache` (47.1216): pre-activations `z_conv[c-1]` indexed `[position, sample, map]`, the pooling
     gradient vectors `g[c-1]` (columns `n*D_c + d`), the patch arrays `H[c-1]` indexed `[s, p, n, j]`, and the
     feedforward `z_dense`, `y_dense`. With these and the public operators we can follow the listing line by
@@ -175,6 +176,11 @@ CELLS = [
         err_T = rel(dTheta, grads["fast"][f"conv{c}.Theta"])
         print(f"layer {c}: dW_c from the hand-made deltas vs engine: {err_W:.1e};  dTheta_c: {err_T:.1e}")
         assert err_W < 1e-12 and err_T < 1e-12
+        # ... and they are the library's own sensitivities, re-laid as (N, D_c, *map) arrays
+        public = net.sensitivities(x, gamma)[f"conv{c}"]
+        shape = net.conv[c - 1].partition.output_shape
+        for d in range(net.conv[c - 1].maps):
+            assert np.allclose(public[:, d], [unvec(sens[c][:, k, d], shape) for k in range(N)], atol=1e-14)
     """),
     md(r"""
     ### The sensitivities as maps
