@@ -86,13 +86,17 @@ def gradients(net, trace, gamma: np.ndarray) -> "OrderedDict[str, np.ndarray]":
         c = st.index
         dW = np.zeros((st.in_maps * st.S, st.maps))
         dTheta = np.zeros(net._params[f"conv{c}.Theta"].shape)
-        # (1^T kron 1 1^T) of (47.1274) depends on neither weights nor samples: built once.
-        sum_bias = np.kron(np.ones((1, st.maps)), np.ones((dTheta.shape[0], st.P)))
+        # Mixed-product rule: 1_D^T kron A = A (1_D^T kron I_P) for any A with P columns, so
+        # (1^T kron H) Delta = H [(1^T kron I_P) Delta] and (1^T kron 1 1^T) Delta = 1 1^T [(1^T kron I_P) Delta].
+        # The sparse factor (1^T kron I_P) depends on neither weights nor samples: built once per layer.
+        spread = sp.kron(np.ones((1, st.maps)), sp.eye_array(st.P, format="csr"), format="csr")
+        ones_bias = np.ones((dTheta.shape[0], st.P))
         for n in range(N):
             Delta = block_diagonal([deltas[c - 1][d][:, n] for d in range(st.maps)])  # (47.1270)
             H_n = patch_matrix(trace.H[c - 1], n)                                     # H_{n,c-1} (47.1225)
-            dW += (Delta.T @ np.kron(np.ones((1, st.maps)), H_n).T).T                # (47.1271)
-            dTheta -= (Delta.T @ sum_bias.T).T                                        # (47.1274)
+            gathered = (spread @ Delta).toarray()                                     # (1^T kron I_P) Delta
+            dW += H_n @ gathered                                                      # (47.1271)
+            dTheta -= ones_bias @ gathered                                            # (47.1274)
         grads[f"conv{c}.W"] = dW * st.weight_mask
         grads[f"conv{c}.Theta"] = dTheta if net.bias == "tied" else dTheta * st.connections.T
     return OrderedDict((k, grads[k]) for k in net._params)

@@ -1,0 +1,424 @@
+"""Export a :class:`~partitionnet.ConvNet` to PyTorch, and bring parameters back.
+
+PyTorch is an optional dependency (``pip install partitionnet[torch]``).
+This module imports without it; the functions raise ``ImportError`` with
+that hint when it is missing.
+
+The mapping, layer by layer (seed names on the left):
+
+* correlation layer ``c`` over a sliding-window partition -> ``conv1d`` /
+  ``conv2d`` / ``conv3d`` with the partition's stride, padding and
+  dilation. PyTorch's "convolution" is a correlation, as in the seed
+  (47.1133), so no kernel is flipped:
+  ``weight[d, j, *k] = unvec(w_j^(d,c), kernel_shape)`` where ``w_j^(d,c)``
+  is rows ``j*S ... j*S+S-1`` of column ``d`` of ``W_c``.
+* biases: ``z^(d) = sum_j (H_j^T w_j^(d) - theta^(d)(j))`` (47.1212) has one
+  constant per output map, so the torch bias is
+  ``-sum_{j in D} Theta_c[j, d]`` (``-Theta_c[0, d]`` for ``bias='tied'``).
+* a connection table (47.1213) -> a convolution whose weight is multiplied
+  by a fixed 0/1 mask, so unconnected pairs stay zero while training in
+  PyTorch too.
+* pooling over windows: 'max' -> ``max_pool``, 'mean' -> ``avg_pool``,
+  'l2'/'lp' -> ``(sum |y|^p)^(1/p)`` per window, 'correlation' -> mask
+  times the map, summed per window, 'subsample' -> a gather of the retained
+  entry; no pooling -> nothing. A remainder left out by
+  ``drop_remainder=True`` is dropped by PyTorch's floor rule as well.
+* flattening ``y_1 = col{t^(1,C), ..., t^(D_C,C)}`` (47.1215, 47.1217):
+  maps are column-stacked, so the spatial axes are reversed before
+  ``flatten``.
+* feedforward layer ``z = W y - theta`` -> ``Linear`` with weight ``W`` and
+  bias ``-theta``; the output activation (softmax included) last.
+
+Unstructured partitions (index lists, no geometry) and pooling over
+explicit regions have no PyTorch layer equivalent and raise ``ValueError``.
+
+Examples
+--------
+>>> import numpy as np, torch
+>>> from partitionnet import ConvNet, ConvLayer
+>>> from partitionnet.torch_bridge import to_torch
+>>> net = ConvNet((6, 6), 1, [ConvLayer(2, kernel=3, padding="same", window=2)], [3], rng=0)
+>>> x = np.random.default_rng(1).standard_normal((4, 1, 6, 6))
+>>> module = to_torch(net)
+>>> bool(np.allclose(module(torch.from_numpy(x)).detach().numpy(), net.forward(x), rtol=1e-12))
+True
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+try:  # optional dependency
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+except ImportError:  # pragma: no cover - exercised only without torch
+    torch = None
+
+__all__ = ["to_torch", "parameters_from_torch", "gradients_from_torch", "torch_loss"]
+
+_INSTALL_HINT = ("PyTorch is an optional dependency of partitionnet; install it with "
+                 "`pip install partitionnet[torch]` (or `pip install torch`)")
+
+
+def _require_torch() -> None:
+    if torch is None:
+        raise ImportError(f"this function needs PyTorch. {_INSTALL_HINT}")
+
+
+# ---------------------------------------------------------------------------- layout helpers
+def _kernel_to_torch(W: np.ndarray, D_in: int, D: int, kernel_shape: tuple) -> np.ndarray:
+    """``W_c`` (S*D_in x D) -> torch weight (D, D_in, *kernel).
+
+    Row ``j*S + s`` of column ``d`` is entry ``s`` of the column-stacked
+    window; a C-order reshape to the *reversed* kernel shape followed by
+    reversing those axes undoes the column stacking.
+    """
+    n = len(kernel_shape)
+    w = W.T.reshape((D, D_in) + tuple(reversed(kernel_shape)))
+    return np.ascontiguousarray(w.transpose((0, 1) + tuple(range(n + 1, 1, -1))))
+
+
+def _kernel_from_torch(weight: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_kernel_to_torch`: torch weight (D, D_in, *k) -> ``W_c``."""
+    D, D_in = weight.shape[:2]
+    n = weight.ndim - 2
+    w = weight.transpose((0, 1) + tuple(range(n + 1, 1, -1)))
+    return np.ascontiguousarray(w.reshape(D, -1).T)
+
+
+def _fortran_to_c_index(flat_f: np.ndarray, shape: tuple) -> np.ndarray:
+    """Column-stacked flat indices into ``shape`` -> row-major (torch) flat indices."""
+    return np.ravel_multi_index(np.unravel_index(flat_f, shape, order="F"), shape)
+
+
+def _unvec(v: np.ndarray, shape: tuple) -> np.ndarray:
+    from .vec import unvec
+
+    return unvec(v, shape)
+
+
+# ---------------------------------------------------------------------------- modules
+if torch is not None:
+
+    _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+    _AVG = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+    _MAX = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
+    _AVG_MODULE = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}
+    _CONV_MODULE = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+    _ACTIVATION = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "identity": nn.Identity}
+
+    class MaskedConv(nn.Module):
+        """A convolution whose weight is multiplied by a fixed 0/1 connection mask (47.1213).
+
+        ``weight`` and ``bias`` are ordinary parameters; the mask is a buffer,
+        so gradients of unconnected weights are exactly zero.
+        """
+
+        def __init__(self, weight, bias, mask, *, stride, padding, dilation):
+            super().__init__()
+            self.weight = nn.Parameter(weight)
+            self.bias = nn.Parameter(bias)
+            self.register_buffer("connection_mask", mask)
+            self.stride, self.padding, self.dilation = tuple(stride), tuple(padding), tuple(dilation)
+            self._conv = _CONV[weight.ndim - 2]
+
+        def forward(self, x):
+            return self._conv(x, self.weight * self.connection_mask, self.bias,
+                              self.stride, self.padding, self.dilation)
+
+        def extra_repr(self) -> str:
+            return (f"{self.weight.shape[1]}, {self.weight.shape[0]}, kernel_size={tuple(self.weight.shape[2:])}, "
+                    f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, masked")
+
+    class LpPool(nn.Module):
+        """``t = (sum_{window} |y|^p)^(1/p)`` over non-overlapping windows (Table 47.13, Prob. 47.163).
+
+        ``torch.nn.LPPool`` sums ``y^p`` without the absolute value, which
+        differs for negative entries and odd ``p``; this takes ``|y|``.
+        """
+
+        def __init__(self, window, p):
+            super().__init__()
+            self.window, self.p = tuple(window), float(p)
+            self._count = float(np.prod(window))
+
+        def forward(self, x):
+            s = _AVG[len(self.window)](x.abs() ** self.p, self.window, self.window) * self._count
+            return s ** (1.0 / self.p)
+
+        def extra_repr(self) -> str:
+            return f"window={self.window}, p={self.p}"
+
+    class MaskedSumPool(nn.Module):
+        """'correlation' pooling: ``t = sum_{window} m(p) y(p)`` (47.1196e), mask a buffer of the map's shape."""
+
+        def __init__(self, window, mask_map):
+            super().__init__()
+            self.window = tuple(window)
+            self._count = float(np.prod(window))
+            self.register_buffer("mask", mask_map)
+
+        def forward(self, x):
+            return _AVG[len(self.window)](x * self.mask, self.window, self.window) * self._count
+
+        def extra_repr(self) -> str:
+            return f"window={self.window}"
+
+    class RetainPool(nn.Module):
+        """'subsample' pooling: ``t(p') = y(p_o)``, a gather of each window's retained entry (47.1196c)."""
+
+        def __init__(self, index, output_shape):
+            super().__init__()
+            self.output_shape = tuple(output_shape)
+            self.register_buffer("index", index)
+
+        def forward(self, x):
+            return x.flatten(2)[:, :, self.index].reshape(x.shape[:2] + self.output_shape)
+
+        def extra_repr(self) -> str:
+            return f"output_shape={self.output_shape}"
+
+    class ColumnStackReshape(nn.Module):
+        """Reshape the spatial axes of ``(N, D, *shape)`` in column-stacking (vec) order."""
+
+        def __init__(self, shape):
+            super().__init__()
+            self.shape = tuple(shape)
+
+        def forward(self, x):
+            n = x.ndim - 2
+            x = x.permute((0, 1) + tuple(range(n + 1, 1, -1))).reshape(x.shape[:2] + tuple(reversed(self.shape)))
+            m = len(self.shape)
+            return x.permute((0, 1) + tuple(range(m + 1, 1, -1)))
+
+        def extra_repr(self) -> str:
+            return f"shape={self.shape}"
+
+    class ColumnStackFlatten(nn.Module):
+        """``y_1 = col{t^(1)}, ..., t^(D)}`` with each map column-stacked (47.1215)."""
+
+        def forward(self, x):
+            n = x.ndim - 2
+            return x.permute((0, 1) + tuple(range(n + 1, 1, -1))).flatten(1)
+
+
+# ---------------------------------------------------------------------------- export
+def _check_exportable(net) -> None:
+    from .network import ConvNet
+
+    if not isinstance(net, ConvNet):
+        raise TypeError(f"net must be a partitionnet.ConvNet, got {type(net).__name__}")
+    for st in net.conv:
+        where = f"layer {st.index} (conv{st.index})"
+        if st.partition.geometry is None:
+            raise ValueError(
+                f"{where} uses an unstructured partition (P={st.P} subvectors of S={st.S} entries picked from "
+                f"a vector of M={st.partition.M}): its subvectors are arbitrary index lists, not one window "
+                "sliding over a map, so no PyTorch convolution computes it. Only sliding-window layers "
+                "(ConvLayer(kernel=...), Partition.sliding_window or Partition.blocks) can be exported.")
+        pool = st.pooling
+        if pool.window is None and not pool.is_identity:
+            raise ValueError(
+                f"{where} pools over explicit regions ({pool.P_out} regions of a map of {pool.P}); PyTorch's "
+                "pooling layers only pool windows tiling the map, so there is no equivalent. Only window "
+                "pooling (ConvLayer(window=...) or Pooling.windows) can be exported.")
+
+
+def _pooling_module(pool):
+    """The torch module for a window pooling (see the module docstring); ``None`` for no pooling."""
+    if pool.is_identity:
+        return None
+    window, n = pool.window, len(pool.window)
+    kind = pool.kind
+    if kind == "max":
+        return _MAX[n](window, stride=window)
+    if kind == "mean":
+        return _AVG_MODULE[n](window, stride=window)
+    if kind in ("l2", "lp"):
+        return LpPool(window, 2.0 if kind == "l2" else pool.p)
+    if kind == "correlation":
+        return MaskedSumPool(window, torch.from_numpy(_unvec(pool.mask, pool.input_shape).copy()))
+    if kind == "subsample":
+        keep = pool.order[pool._starts + pool.retain]                    # column-stacked entries of y
+        index = _fortran_to_c_index(keep, pool.input_shape)             # region p' is column-stacked too
+        index = _unvec(index, pool.output_shape).ravel()                # row-major over the output map
+        return RetainPool(torch.from_numpy(index.astype(np.int64)), pool.output_shape)
+    raise ValueError(f"pooling kind {kind!r} has no PyTorch export")  # pragma: no cover
+
+
+def to_torch(net):
+    """A float64 ``torch.nn.Sequential`` computing the same function as ``net``.
+
+    The module takes ``(N, D_0, *map)`` tensors, like :meth:`ConvNet.forward`,
+    and returns ``(N, Q)``. Its children are named ``conv{c}``,
+    ``conv{c}_act``, ``conv{c}_pool`` (absent without pooling), ``flatten``,
+    ``dense{l}`` and ``dense{l}_act`` (the last one is the output
+    activation), so ``module.conv1.weight`` is the first layer's kernels.
+    Parameters are copied; use :func:`parameters_from_torch` to come back.
+
+    Raises
+    ------
+    ImportError
+        PyTorch is not installed.
+    ValueError
+        A layer uses an unstructured partition or pools over explicit
+        regions: there is no PyTorch layer that computes it.
+    """
+    _require_torch()
+    _check_exportable(net)
+    params = net._params
+    layers: "OrderedDict[str, nn.Module]" = OrderedDict()
+    shape = net.input_shape
+    for st in net.conv:
+        c, part, pool = st.index, st.partition, st.pooling
+        g = part.geometry
+        if tuple(g["input_shape"]) != tuple(shape):
+            layers[f"conv{c}_reshape"] = ColumnStackReshape(g["input_shape"])
+        n = len(g["input_shape"])
+        weight = torch.from_numpy(_kernel_to_torch(params[f"conv{c}.W"], st.in_maps, st.maps, part.kernel_shape))
+        bias = torch.from_numpy(-net.bias_sums(st).astype(np.float64))
+        geo = dict(stride=g["stride"], padding=g["padding"], dilation=g["dilation"])
+        if st.connections.all():
+            conv = _CONV_MODULE[n](st.in_maps, st.maps, part.kernel_shape, bias=True, dtype=torch.float64, **geo)
+            with torch.no_grad():
+                conv.weight.copy_(weight)
+                conv.bias.copy_(bias)
+        else:
+            mask = torch.from_numpy(st.connections.astype(np.float64)).reshape((st.maps, st.in_maps) + (1,) * n)
+            conv = MaskedConv(weight.clone(), bias.clone(), mask, **geo)
+        layers[f"conv{c}"] = conv
+        layers[f"conv{c}_act"] = _ACTIVATION[st.activation]()
+        if tuple(pool.input_shape) != tuple(part.output_shape):
+            layers[f"conv{c}_pool_reshape"] = ColumnStackReshape(pool.input_shape)
+        pm = _pooling_module(pool)
+        if pm is not None:
+            layers[f"conv{c}_pool"] = pm
+        shape = pool.output_shape
+    layers["flatten"] = ColumnStackFlatten()
+    for l in range(1, net.L):
+        lin = nn.Linear(net.dense_sizes[l - 1], net.dense_sizes[l], dtype=torch.float64)
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(params[f"dense{l}.W"]))
+            lin.bias.copy_(torch.from_numpy(-params[f"dense{l}.theta"]))
+        layers[f"dense{l}"] = lin
+        if l < net.L - 1:
+            layers[f"dense{l}_act"] = _ACTIVATION[net.activation]()
+        elif net.output == "softmax":
+            layers[f"dense{l}_act"] = nn.Softmax(dim=1)
+        else:
+            layers[f"dense{l}_act"] = _ACTIVATION[net.output]()
+    return nn.Sequential(layers).double()
+
+
+# ---------------------------------------------------------------------------- coming back
+def _child(module, name: str):
+    try:
+        return module.get_submodule(name)
+    except AttributeError:
+        raise ValueError(f"module has no child {name!r}; pass the module returned by to_torch(net) "
+                         "for this same network") from None
+
+
+def _numpy(tensor, what: str, expected_shape) -> np.ndarray:
+    if tensor is None:
+        raise ValueError(f"{what} is None; run loss.backward() on the module's output first")
+    arr = tensor.detach().cpu().to(torch.float64).numpy()
+    if tuple(arr.shape) != tuple(expected_shape):
+        raise ValueError(f"{what} has shape {tuple(arr.shape)}, but the network expects {tuple(expected_shape)}; "
+                         "was the module exported from this network?")
+    return arr
+
+
+def _split_bias(net, st, torch_bias: np.ndarray) -> np.ndarray:
+    """``Theta_c`` whose bias sums equal ``-torch_bias``, closest to the current ``Theta_c``.
+
+    For ``bias='tied'`` this is exact. With one bias per input map the split
+    among input maps is not determined by the function; the difference to
+    the current sums is shared equally by the connected inputs (the
+    minimum-norm change), so an untouched module maps back exactly.
+    """
+    Theta = net._params[f"conv{st.index}.Theta"]
+    if net.bias == "tied":
+        return -torch_bias[None, :].copy()
+    conn = st.connections.T.astype(np.float64)                      # (D_in, D)
+    change = (-torch_bias - net.bias_sums(st)) / conn.sum(axis=0)
+    return (Theta + conn * change[None, :]) * conn
+
+
+def parameters_from_torch(net, module) -> "OrderedDict[str, np.ndarray]":
+    """The parameters of a module made by :func:`to_torch`, under the seed's names and shapes.
+
+    The result can be passed to ``net.set_parameters``. Weights of pairs the
+    connection table leaves out are set to zero. With ``bias='per_input'``
+    the torch bias of map d fixes only ``sum_j Theta_c[j, d]``; see
+    :func:`_split_bias` for the split chosen.
+    """
+    _require_torch()
+    _check_exportable(net)
+    out: "OrderedDict[str, np.ndarray]" = OrderedDict()
+    for st in net.conv:
+        c = st.index
+        conv = _child(module, f"conv{c}")
+        weight = _numpy(conv.weight, f"conv{c}.weight", (st.maps, st.in_maps) + st.partition.kernel_shape)
+        out[f"conv{c}.W"] = _kernel_from_torch(weight) * st.weight_mask
+        out[f"conv{c}.Theta"] = _split_bias(net, st, _numpy(conv.bias, f"conv{c}.bias", (st.maps,)))
+    for l in range(1, net.L):
+        lin = _child(module, f"dense{l}")
+        shape = (net.dense_sizes[l], net.dense_sizes[l - 1])
+        out[f"dense{l}.W"] = _numpy(lin.weight, f"dense{l}.weight", shape)
+        out[f"dense{l}.theta"] = -_numpy(lin.bias, f"dense{l}.bias", shape[:1])
+    return OrderedDict((k, out[k]) for k in net._params)
+
+
+def gradients_from_torch(net, module) -> "OrderedDict[str, np.ndarray]":
+    """The ``.grad`` of a module made by :func:`to_torch`, under the seed's names and shapes.
+
+    Same keys as ``net.gradients``. Since ``z = ... - theta`` and torch adds
+    its bias, every bias gradient changes sign; with ``bias='per_input'``
+    each ``Theta_c[j, d]`` of a connected pair gets ``-bias.grad[d]`` (the
+    seed's 47.1274).
+    """
+    _require_torch()
+    _check_exportable(net)
+    out: "OrderedDict[str, np.ndarray]" = OrderedDict()
+    for st in net.conv:
+        c = st.index
+        conv = _child(module, f"conv{c}")
+        gw = _numpy(conv.weight.grad, f"conv{c}.weight.grad", (st.maps, st.in_maps) + st.partition.kernel_shape)
+        out[f"conv{c}.W"] = _kernel_from_torch(gw) * st.weight_mask
+        gb = -_numpy(conv.bias.grad, f"conv{c}.bias.grad", (st.maps,))
+        out[f"conv{c}.Theta"] = (gb[None, :].copy() if net.bias == "tied"
+                                 else np.where(st.connections.T, gb[None, :], 0.0))
+    for l in range(1, net.L):
+        lin = _child(module, f"dense{l}")
+        shape = (net.dense_sizes[l], net.dense_sizes[l - 1])
+        out[f"dense{l}.W"] = _numpy(lin.weight.grad, f"dense{l}.weight.grad", shape)
+        out[f"dense{l}.theta"] = -_numpy(lin.bias.grad, f"dense{l}.bias.grad", shape[:1])
+    return OrderedDict((k, out[k]) for k in net._params)
+
+
+def torch_loss(net, output, gamma):
+    """The twin of :meth:`ConvNet.loss` on a torch output: summed over the batch, unregularised.
+
+    ``output`` is the module's ``(N, Q)`` result; ``gamma`` is ``(N, Q)``
+    targets or ``(N,)`` integer class labels (one-hot encoded, as the
+    network does). 'squared': ``sum ||gamma - y||^2`` (47.1227);
+    'cross_entropy': ``-sum gamma log y`` on the softmax output.
+    """
+    _require_torch()
+    if not torch.is_tensor(output) or output.ndim != 2:
+        raise TypeError("output must be the (N, Q) tensor returned by the exported module")
+    g = gamma if torch.is_tensor(gamma) else torch.as_tensor(np.asarray(gamma))
+    N, Q = output.shape
+    if g.ndim == 1 and not torch.is_floating_point(g):
+        if g.shape[0] != N:
+            raise ValueError(f"gamma holds {g.shape[0]} labels for {N} samples")
+        g = F.one_hot(g.long(), Q)
+    g = g.to(output.dtype)
+    if tuple(g.shape) != (N, Q):
+        raise ValueError(f"gamma must have shape ({N}, {Q}) or be ({N},) integer labels, got {tuple(g.shape)}")
+    if net.loss_name == "squared":
+        return ((g - output) ** 2).sum()
+    return -(g * torch.log(output.clamp_min(1e-300))).sum()
