@@ -184,8 +184,10 @@ class Partition:
         if self._V is None:
             flat = self.indices.ravel()
             keep = flat >= 0
-            indptr = np.concatenate(([0], np.cumsum(keep))).astype(np.int64)
-            self._V = sp.csr_array((np.ones(int(keep.sum())), flat[keep], indptr),
+            # 32-bit indices whenever they fit: V and everything built from it stay ~12 bytes per nonzero.
+            itype = np.int32 if max(flat.size, self.M) < np.iinfo(np.int32).max else np.int64
+            indptr = np.concatenate(([0], np.cumsum(keep))).astype(itype)
+            self._V = sp.csr_array((np.ones(int(keep.sum())), flat[keep].astype(itype), indptr),
                                    shape=(self.P * self.S, self.M))
         return self._V
 
