@@ -14,26 +14,7 @@ from partitionnet import ConvLayer, ConvNet, Partition, direct, unvec
 from partitionnet import activations as act
 from partitionnet.backprop import fast, feedforward
 
-RTOL = 1e-10
-
-
-def assert_rel(a, b, what, rtol=RTOL):
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    assert a.shape == b.shape, f"{what}: shapes {a.shape} vs {b.shape}"
-    err = np.abs(a - b).max(initial=0.0) / max(np.abs(b).max(initial=0.0), 1e-300)
-    assert err <= rtol, f"{what}: relative error {err:.3e} > {rtol:g}"
-
-
-def randomise(net, rng):
-    new = {}
-    for k, v in net.parameters().items():
-        r = rng.standard_normal(v.shape) * (0.6 if k.endswith("W") else 0.3)
-        if k.startswith("conv") and k.endswith(".W"):
-            r = r * net.conv[int(k[4:-2]) - 1].weight_mask
-        if k.startswith("conv") and k.endswith(".Theta") and net.bias == "per_input":
-            r = r * net.conv[int(k[4:-6]) - 1].connections.T
-        new[k] = r
-    net.set_parameters(new)
+from _helpers import RTOL, assert_rel, randomise
 
 
 def local_deltas(net, x, gamma):
@@ -72,7 +53,7 @@ def build(ndim, padding, *, C=2, in_maps=2, maps=(3, 2), connections=None, bias=
                                 connections=connections))
     net = ConvNet(shape, in_maps, layers, [3], bias=bias, rng=seed)
     rng = np.random.default_rng(seed + 100)
-    randomise(net, rng)
+    randomise(net, rng, weight_scale=0.6)
     x = rng.standard_normal((3, in_maps) + shape)
     gamma = rng.standard_normal((3, 3))
     return net, x, gamma
@@ -146,7 +127,7 @@ def test_input_sensitivity_is_the_adjoint_of_the_layer():
     rng = np.random.default_rng(3)
     for kw in ({"padding": "same"}, {"padding": 2, "stride": 2, "dilation": (1, 2)}):
         net = ConvNet((9, 10), 2, [ConvLayer(3, kernel=3, pooling=None, **kw)], [2], rng=1)
-        randomise(net, rng)
+        randomise(net, rng, weight_scale=0.6)
         st = net.conv[0]
         t = rng.standard_normal((2, 2, 9, 10))
         delta = rng.standard_normal((2, 3) + st.partition.output_shape)
@@ -208,7 +189,7 @@ GENERAL = [
 def test_direct_gradients_equal_both_engines(input_shape, in_maps, layers, kw):
     net = ConvNet(input_shape, in_maps, layers, [3], rng=4, **kw)
     rng = np.random.default_rng(9)
-    randomise(net, rng)
+    randomise(net, rng, weight_scale=0.6)
     x = rng.standard_normal((3, in_maps) + input_shape)
     gamma = rng.integers(0, 3, 3) if kw.get("loss") == "cross_entropy" else rng.standard_normal((3, 3))
     y, _ = direct.forward(net, x)

@@ -12,28 +12,7 @@ torch = pytest.importorskip("torch")
 from partitionnet import ConvLayer, ConvNet, Partition, Pooling  # noqa: E402
 from partitionnet import torch_bridge as tb  # noqa: E402
 
-RTOL = 1e-10
-
-
-def assert_rel(a, b, what, rtol=RTOL):
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    assert a.shape == b.shape, f"{what}: shapes {a.shape} vs {b.shape}"
-    scale = max(np.abs(b).max(initial=0.0), 1e-300)
-    err = np.abs(a - b).max(initial=0.0) / scale
-    assert err <= rtol, f"{what}: relative error {err:.3e} > {rtol:g}"
-
-
-def randomise(net, rng):
-    """Random weights (respecting the connection tables) and nonzero biases."""
-    new = {}
-    for k, v in net.parameters().items():
-        r = rng.standard_normal(v.shape) * (0.7 if k.endswith("W") else 0.3)
-        if k.startswith("conv") and k.endswith(".W"):
-            r = r * net.conv[int(k[4:-2]) - 1].weight_mask
-        if k.startswith("conv") and k.endswith(".Theta") and net.bias == "per_input":
-            r = r * net.conv[int(k[4:-6]) - 1].connections.T
-        new[k] = r
-    net.set_parameters(new)
+from _helpers import RTOL, assert_rel, randomise
 
 
 def targets(net, n, rng):
