@@ -533,8 +533,10 @@ class ConvNet:
         lines = [f"ConvNet(input {self.in_maps} x {self.input_shape}, activation={self.activation!r}, "
                  f"output={self.output!r}, loss={self.loss_name!r}, bias={self.bias!r})"]
         for st in self.conv:
+            pool = ("no pooling" if st.pooling.is_identity
+                    else f"pool {st.pooling.kind} -> P'={st.P_out} {st.pooling.output_shape}")
             lines.append(f"  conv{st.index}: {st.in_maps} -> {st.maps} maps, P={st.P}, S={st.S}, "
-                         f"pool {st.pooling.kind} -> P'={st.P_out} {st.pooling.output_shape}, f={st.activation}")
+                         f"{pool}, f={st.activation}")
         lines.append(f"  dense: {' -> '.join(map(str, self.dense_sizes))}")
         return "\n".join(lines)
 

@@ -298,6 +298,8 @@ class Pooling:
         return ufunc.reduceat(a, self._starts, axis=0)
 
     def __repr__(self) -> str:
+        if self.is_identity:
+            return f"Pooling.identity({self.input_shape})"
         where = f"windows {self.window} over {self.input_shape}" if self.window else f"{self.P_out} regions of {self.P}"
         return f"Pooling(kind={self.kind!r}, {where}, P={self.P}, P'={self.P_out})"
 

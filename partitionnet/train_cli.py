@@ -13,6 +13,7 @@ each option overrides one piece of it.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 
@@ -25,18 +26,18 @@ __all__ = ["DEFAULTS", "add_parsers", "build_network", "main"]
 # layer of Q units, one per class, is always added).
 DEFAULTS = {
     "squares_diamonds": dict(
-        maps=[4], kernel=[3], padding=["same"], pooling=["max"], window=[3], dense=[],
-        activation="tanh", output="softmax", loss="cross_entropy", bias="tied",
+        maps=[8, 8], kernel=[3, 3], padding=["same", "same"], pooling=["max", "max"], window=[3, 5], dense=[],
+        activation="relu", output="sigmoid", loss="squared", bias="tied",
         epochs=10, batch_size=1, lr=0.05, rho1=0.0, rho2=0.0),
     "mnist1d": dict(
-        maps=[32, 32, 32, 32], kernel=[5, 5, 5, 3], padding=["same"] * 4,
+        maps=[32, 32, 32, 32], kernel=[7, 5, 5, 3], padding=["same"] * 4,
         pooling=["none", "max", "max", "max"], window=[1, 2, 2, 2], dense=[],
         activation="relu", output="softmax", loss="cross_entropy", bias="tied",
-        epochs=30, batch_size=32, lr=0.05, rho1=0.0, rho2=0.0),
+        epochs=30, batch_size=32, lr=0.1, rho1=0.0, rho2=0.0),
     "digits": dict(
-        maps=[16, 32], kernel=[3, 3], padding=["same", "same"], pooling=["max", "max"], window=[2, 2],
-        dense=[], activation="relu", output="softmax", loss="cross_entropy", bias="tied",
-        epochs=20, batch_size=16, lr=0.05, rho1=0.0, rho2=0.0),
+        maps=[32, 64], kernel=[3, 3], padding=["same", "same"], pooling=["max", "max"], window=[2, 2],
+        dense=[64], activation="relu", output="softmax", loss="cross_entropy", bias="tied",
+        epochs=30, batch_size=16, lr=0.05, rho1=0.0, rho2=0.0),
 }
 
 _POOLINGS = ("max", "mean", "l2", "none")
@@ -106,7 +107,8 @@ def _settings(args) -> dict:
     for key in ("kernel", "padding", "pooling", "window"):
         values = cfg[key]
         if user_maps and getattr(args, key) is None and len(values) != n:
-            values = values[:1]  # a new depth: reuse the default's first layer setting
+            # a new depth: the default's first n layers, the last one repeated if more are asked for
+            values = (list(values) + [values[-1]] * n)[:n]
         cfg[key] = _per_layer(values, key.replace("_", "-"), n)
     return cfg
 
@@ -190,8 +192,8 @@ def run_train(args) -> int:
 
     out = sys.stdout
     if args.plot:
-        try:
-            import matplotlib  # noqa: F401
+        try:  # checked before training, so a missing extra does not cost a run
+            importlib.import_module("matplotlib")
         except ImportError:
             return _error("train", "--plot needs matplotlib, which is not installed; "
                                    "install it with: pip install 'partitionnet[plot]'", 1)
@@ -288,11 +290,28 @@ def _add_data_options(p) -> None:
     from .datasets import AVAILABLE
 
     p.add_argument("--dataset", choices=AVAILABLE, default="squares_diamonds",
-                   help="data set (default: squares_diamonds, built in)")
+                   help="data set (default: squares_diamonds, generated in the package)")
     p.add_argument("--data-seed", type=int, default=None, metavar="S",
                    help="seed of the data set and its train/test split (default: the loader's)")
     p.add_argument("--n-train", type=int, default=None, metavar="N", help="training samples (not for digits)")
     p.add_argument("--n-test", type=int, default=None, metavar="N", help="test samples (not for digits)")
+
+
+def _defaults_text() -> str:
+    def show(v):
+        return ",".join("x".join(map(str, x)) if isinstance(x, tuple) else str(x) for x in v) if isinstance(
+            v, list) else str(v)
+
+    lines = ["defaults per data set:"]
+    for name, cfg in DEFAULTS.items():
+        lines.append(f"  {name}:")
+        lines.append("    " + "  ".join(f"--{k.replace('_', '-')} {show(cfg[k]) or 'none'}"
+                                        for k in ("maps", "kernel", "padding", "pooling", "window", "dense")))
+        lines.append("    " + "  ".join(f"--{k.replace('_', '-')} {show(cfg[k])}"
+                                        for k in ("activation", "output", "loss", "bias")))
+        lines.append("    " + "  ".join(f"--{k.replace('_', '-')} {show(cfg[k])}"
+                                        for k in ("epochs", "batch_size", "lr", "rho1", "rho2")))
+    return "\n".join(lines)
 
 
 def add_parsers(subparsers) -> None:
@@ -303,7 +322,7 @@ def add_parsers(subparsers) -> None:
                     "Every data set has its own default architecture and schedule; the options below override "
                     "them. Per-layer options take one comma-separated value per correlation layer (or one "
                     "value for all); AxB gives one size per axis.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        epilog=_defaults_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_data_options(t)
     run = t.add_argument_group("schedule")
     run.add_argument("--epochs", type=int, default=None, help="passes over the training set")
@@ -311,11 +330,12 @@ def add_parsers(subparsers) -> None:
     run.add_argument("--lr", type=float, default=None, metavar="MU", help="step size mu")
     run.add_argument("--rho1", type=float, default=None, help="regularisation of the correlation weights (47.1228)")
     run.add_argument("--rho2", type=float, default=None, help="regularisation of the dense weights (47.1228)")
-    run.add_argument("--engine", choices=("fast", "kronecker"), default="fast", help="backward engine")
-    run.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the shuffling")
+    run.add_argument("--engine", choices=("fast", "kronecker"), default="fast", help="backward engine (default: fast)")
+    run.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the shuffling (default: 0)")
     arch = t.add_argument_group("architecture")
     arch.add_argument("--maps", type=_int_list("--maps"), default=None, metavar="D1,D2,...",
-                      help="maps per correlation layer (sets the number of layers)")
+                      help="maps per correlation layer; the list's length sets the number of layers, and "
+                           "per-layer options not given follow the data set's default layers in order")
     arch.add_argument("--kernel", type=_int_list("--kernel"), default=None, metavar="K1,K2,...",
                       help="kernel size per layer")
     arch.add_argument("--padding", type=_padding_list, default=None, metavar="P1,...",

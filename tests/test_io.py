@@ -1,0 +1,312 @@
+"""Saving and loading networks (partitionnet.io): exact round trips for every
+layer option, and clear errors for missing, truncated, foreign or inconsistent files."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+from partitionnet import ConvLayer as L
+from partitionnet import ConvNet, Partition, Pooling
+from partitionnet import io as nio
+
+
+# --------------------------------------------------------------------------- the table of networks
+def _net(input_shape, in_maps, layers, dense, **options):
+    return lambda: ConvNet(input_shape, in_maps, layers(), dense, **{"rng": 0, **options})
+
+
+CASES = {
+    # geometric layers in 1-D, 2-D, 3-D with every geometric argument
+    "1d-stride-dilation-padding-max": _net((17,), 2, lambda: [
+        L(3, kernel=3, stride=2, padding=1, dilation=2, window=2),
+        L(2, kernel=2, padding="full", pooling="mean", window=5)], [4, 3]),
+    "2d-same-max-mean-sigmoid-out": _net((6, 6), 3, lambda: [
+        L(2, kernel=3, padding="same", window=2), L(3, kernel=2, pooling="mean", window=2)],
+        [4, 2], output="sigmoid"),
+    "2d-tuple-kernel-tuple-padding-valid": _net((7, 5), 1, lambda: [
+        L(2, kernel=(3, 2), padding=(1, 0), stride=(2, 1), pooling=None)], [3]),
+    "3d-kernel2-mean": _net((4, 4, 4), 2, lambda: [L(2, kernel=2, pooling="mean", window=(3, 1, 3),
+                                                     pool_options={"drop_remainder": True})], [2]),
+    # every pooling kind over windows
+    "pool-l2": _net((9,), 1, lambda: [L(2, kernel=2, pooling="l2", window=4)], [2]),
+    "pool-lp3": _net((5, 4), 1, lambda: [L(3, kernel=(2, 3), padding="full", pooling="lp", window=2,
+                                           pool_options={"p": 3})], [3],
+                     activation="relu", output="softmax", loss="cross_entropy"),
+    "pool-correlation-window-mask": _net((5, 5), 3, lambda: [
+        L(2, kernel=2, padding=(1, 0), pooling="correlation", window=2,
+          pool_options={"mask": [[0.5, -1.0], [2.0, 0.1 + 0.2]]})], [3],
+        activation="identity", output="tanh", bias="tied"),
+    "pool-subsample-random-drop": _net((9, 9), 3, lambda: [
+        L(2, kernel=3, stride=2, dilation=2, pooling="subsample", window=2,
+          pool_options={"retain": "random", "rng": 5, "drop_remainder": True})], [2]),
+    "pool-subsample-fixed": _net((12,), 1, lambda: [L(2, kernel=3, pooling="subsample", window=5,
+                                                      pool_options={"retain": 3, "drop_remainder": True})], [2]),
+    "pool-max-no-window-means-none": _net((6,), 1, lambda: [L(2, kernel=3, pooling="max")], [2]),
+    # explicit Pooling objects
+    "pooling-from-regions-unequal-max": _net((14,), 1, lambda: [
+        L(2, kernel=3, pooling=Pooling.from_regions([[1, 2, 4, 8], [3, 5, 7, 9, 11], [6, 10, 12]], 12,
+                                                     one_based=True))], [2]),
+    "pooling-from-regions-lp-drop": _net((9,), 1, lambda: [
+        L(2, kernel=3, pooling=Pooling.from_regions([[0, 1, 2, 6], [3, 5]], 7, kind="lp", p=3,
+                                                     drop_remainder=True))], [2]),
+    "pooling-from-regions-correlation": _net((8,), 3, lambda: [
+        L(2, kernel=2, dilation=2, activation="identity",
+          pooling=Pooling.from_regions([[5, 0], [1, 2, 4], [3]], 6, kind="correlation",
+                                       mask=[0.5, -1.0, 2.0, 0.3, 1.5, -0.7]))], [2]),
+    "pooling-from-regions-subsample-random": _net((10,), 1, lambda: [
+        L(2, kernel=3, pooling=Pooling.from_regions([[0, 1, 2], [3, 4, 5, 6], [7]], 8, kind="subsample",
+                                                     retain="random", rng=9))], [2]),
+    "pooling-windows-object-2d": _net((6, 6), 1, lambda: [
+        L(2, kernel=3, padding="same", pooling=Pooling.windows((6, 6), (2, 3), kind="mean")),
+        L(2, kernel=(2, 1))], [2]),
+    "pooling-identity-object": _net((6,), 1, lambda: [L(2, kernel=3, pooling=Pooling.identity((4,)))], [2]),
+    # explicit partitions
+    "partition-unstructured": _net((10,), 2, lambda: [
+        L(3, partition=Partition.from_indices([[0, 3, 7], [1, 1, 9], [2, 5, 8], [9, 0, 4], [6, 6, 6], [3, 2, 1]],
+                                              10), window=2, pooling="max"),
+        L(2, partition=Partition.from_indices([[0, 2], [1, 0], [2, 1], [1, 1]], 3), pooling=None)], [3]),
+    "partition-seed-example-one-based": _net((6,), 1, lambda: [
+        L(2, partition=Partition.from_indices([[1, 4, 6], [2, 5, 4], [3, 6, 1], [2, 4, 1]], 6, one_based=True),
+          pooling=None)], [2]),
+    "partition-sliding-window-object": _net((7, 7), 1, lambda: [
+        L(2, partition=Partition.sliding_window((7, 7), 3, stride=2, padding=1), window=2)], [2]),
+    "partition-blocks": _net((4, 6), 1, lambda: [L(2, partition=Partition.blocks((4, 6), (2, 3)))], [2]),
+    # connection tables, biases, activations, outputs, losses
+    "connections-lists-per-input": _net((8, 8), 2, lambda: [
+        L(3, kernel=3, window=2),
+        L(4, kernel=2, pooling=None, connections=[[0], [1, 2], [0, 2], [1]])], [5, 3],
+        activation="sigmoid"),
+    "connections-bool-array-tied": _net((8,), 3, lambda: [
+        L(2, kernel=3, pooling=None, connections=np.array([[True, False, True], [False, True, False]]))], [2],
+        bias="tied"),
+    "layer-activations": _net((20,), 1, lambda: [
+        L(2, kernel=3, padding=1, window=2, activation="tanh"),
+        L(3, kernel=2, window=3, activation="sigmoid", pooling="subsample"),
+        L(2, kernel=2, padding="full", window=2, activation="identity", pooling="l2")], [3, 2],
+        activation="relu", bias="tied"),
+}
+for _output in ("identity", "sigmoid", "tanh", "relu", "softmax"):
+    CASES[f"output-{_output}-squared"] = _net((6,), 1, lambda: [L(2, kernel=3, window=2)], [3],
+                                               output=_output, loss="squared")
+CASES["output-softmax-cross-entropy"] = _net((6,), 1, lambda: [L(2, kernel=3, window=2)], [3],
+                                             output="softmax", loss="cross_entropy")
+for _act in ("tanh", "relu", "sigmoid", "identity"):
+    CASES[f"activation-{_act}"] = _net((6,), 1, lambda: [L(2, kernel=3, window=2)], [4, 2], activation=_act)
+
+
+def _randomise(net, seed=0):
+    rng = np.random.default_rng(seed)
+    new = {}
+    for key, value in net.parameters().items():
+        arr = rng.standard_normal(value.shape)
+        if key.startswith("conv"):
+            st = net.conv[int(key[4:key.index(".")]) - 1]
+            if key.endswith(".W"):
+                arr *= st.weight_mask
+            elif net.bias == "per_input":
+                arr *= st.connections.T
+        new[key] = arr
+    net.set_parameters(new)
+    return net
+
+
+def _inputs(net, n=3, seed=1):
+    return np.random.default_rng(seed).standard_normal((n, net.in_maps) + net.input_shape)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_round_trip_is_exact(name, tmp_path):
+    net = _randomise(CASES[name]())
+    path = tmp_path / "net.npz"
+    assert nio.save(net, path) == path
+    back = nio.load(path)
+    x = _inputs(net)
+    assert np.array_equal(back.forward(x), net.forward(x))              # bit-identical outputs
+    assert list(back._params) == list(net._params)
+    for key in net._params:
+        assert np.array_equal(back._params[key], net._params[key]), key
+    assert nio.architecture(back) == nio.architecture(net)
+    assert repr(back) == repr(net)
+    Q = net.dense_sizes[-1]
+    gamma = np.random.default_rng(2).uniform(size=(3, Q))
+    if net.loss_name == "cross_entropy":
+        gamma /= gamma.sum(axis=1, keepdims=True)
+    g1, g2 = net.gradients(x, gamma), back.gradients(x, gamma)
+    assert all(np.array_equal(g1[k], g2[k]) for k in g1)
+
+
+def test_geometric_layers_are_rebuilt_from_their_geometry(tmp_path):
+    net = CASES["2d-same-max-mean-sigmoid-out"]()
+    nio.save(net, tmp_path / "n.npz")
+    back = nio.load(tmp_path / "n.npz")
+    for st in back.conv:
+        assert st.spec.partition is None and st.spec.kernel is not None   # a ConvLayer(kernel=...), as built
+        assert st.partition.geometry is not None
+
+
+def test_random_retain_and_masks_are_stored_resolved(tmp_path):
+    net = CASES["pool-subsample-random-drop"]()
+    nio.save(net, tmp_path / "n.npz")
+    arch = json.loads(str(np.load(tmp_path / "n.npz", allow_pickle=False)["architecture"]))
+    opts = arch["layers"][0]["pooling"]["options"]
+    assert opts["retain"] == net.conv[0].pooling.retain.tolist() and "rng" not in opts
+    back = nio.load(tmp_path / "n.npz")
+    assert np.array_equal(back.conv[0].pooling.retain, net.conv[0].pooling.retain)
+    net = CASES["pool-correlation-window-mask"]()
+    nio.save(net, tmp_path / "m.npz")
+    assert np.array_equal(nio.load(tmp_path / "m.npz").conv[0].pooling.mask, net.conv[0].pooling.mask)
+
+
+def test_trained_network_round_trip(tmp_path):
+    from partitionnet import datasets
+    from partitionnet.training import fit
+
+    ds = datasets.squares_diamonds(20, 10, size=7, seed=0)
+    net = ConvNet((7, 7), 1, [L(3, kernel=3, padding="same", window=(3, 3), pool_options={"drop_remainder": True})],
+                  [2], output="softmax", loss="cross_entropy", rng=1)
+    fit(net, ds.x_train, ds.y_train, epochs=2, learning_rate=0.1, rng=0, progress=False)
+    nio.save(net, tmp_path / "t.npz")
+    assert np.array_equal(nio.load(tmp_path / "t.npz").forward(ds.x_test), net.forward(ds.x_test))
+
+
+def test_file_is_plain_data(tmp_path):
+    net = CASES["partition-unstructured"]()
+    path = nio.save(net, tmp_path / "n.npz")
+    with np.load(path, allow_pickle=False) as data:
+        assert str(data["format"]) == nio.FORMAT and int(data["version"]) == nio.VERSION
+        assert all(data[k].dtype != object for k in data.files)
+        arch = json.loads(str(data["architecture"]))
+        assert {k for k in data.files if k.startswith("param:")} == {f"param:{k}" for k in net._params}
+    part = arch["layers"][0]["partition"]
+    assert part["type"] == "indices" and part["indices"][1] == [1, 1, 9]
+
+
+def test_save_writes_exactly_the_given_path_and_leaves_no_temporary(tmp_path):
+    net = CASES["activation-tanh"]()
+    path = nio.save(net, str(tmp_path / "model"))
+    assert path.name == "model" and path.exists()
+    assert os.listdir(tmp_path) == ["model"]
+    nio.save(_randomise(net), path)                                   # overwrite
+    assert np.array_equal(nio.load(path)._params["dense1.W"], net._params["dense1.W"])
+    assert os.listdir(tmp_path) == ["model"]
+
+
+def test_save_rejects_bad_arguments(tmp_path):
+    with pytest.raises(TypeError, match="ConvNet"):
+        nio.save("net", tmp_path / "x.npz")
+    with pytest.raises(TypeError, match="path"):
+        nio.save(CASES["activation-tanh"](), 3)
+    with pytest.raises(FileNotFoundError):
+        nio.save(CASES["activation-tanh"](), tmp_path / "no" / "such" / "dir.npz")
+
+
+# --------------------------------------------------------------------------- bad files
+@pytest.fixture
+def saved(tmp_path):
+    net = _randomise(CASES["connections-lists-per-input"]())
+    return net, nio.save(net, tmp_path / "good.npz")
+
+
+def _rewrite(path, target, change):
+    """Copy the arrays of ``path`` to ``target`` after ``change(dict)``."""
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    change(arrays)
+    with open(target, "wb") as fh:
+        np.savez(fh, **arrays)
+    return target
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no network file"):
+        nio.load(tmp_path / "absent.npz")
+    with pytest.raises(IsADirectoryError):
+        nio.load(tmp_path)
+    with pytest.raises(TypeError, match="path"):
+        nio.load(None)
+
+
+@pytest.mark.parametrize("keep", [0, 10, 100, 0.5, 0.9, -1])
+def test_truncated_file(saved, tmp_path, keep):
+    _, path = saved
+    raw = path.read_bytes()
+    n = keep if isinstance(keep, int) and keep >= 0 else (len(raw) - 1 if keep == -1 else int(keep * len(raw)))
+    bad = tmp_path / "truncated.npz"
+    bad.write_bytes(raw[:n])
+    with pytest.raises(ValueError, match="not a readable partitionnet network file"):
+        nio.load(bad)
+
+
+def test_foreign_files(tmp_path):
+    other = tmp_path / "other.npz"
+    np.savez(other, weights=np.ones(3))
+    with pytest.raises(ValueError, match="not a partitionnet network file"):
+        nio.load(other)
+    text = tmp_path / "text.npz"
+    text.write_text("hello, I am not a network\n")
+    with pytest.raises(ValueError, match="not a readable partitionnet network file"):
+        nio.load(text)
+    npy = tmp_path / "array.npy"
+    np.save(npy, np.ones(3))
+    with pytest.raises(ValueError, match="single array"):
+        nio.load(npy)
+
+
+def test_pickles_are_never_loaded(tmp_path):
+    class Boom:
+        def __reduce__(self):
+            return (os.system, ("echo should-not-run > " + str(tmp_path / "ran"),))
+
+    path = tmp_path / "evil.npz"
+    path.write_bytes(pickle.dumps(Boom()))
+    with pytest.raises(ValueError):
+        nio.load(path)
+    obj = tmp_path / "objects.npz"
+    np.savez(obj, format=np.array(nio.FORMAT), version=np.array(1), architecture=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError):
+        nio.load(obj)
+    assert not (tmp_path / "ran").exists()
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda a: a.update(version=np.array(99)), "format version 99"),
+    (lambda a: a.update(version=np.array("1")), "version is missing or malformed"),
+    (lambda a: a.pop("version"), "version is missing"),
+    (lambda a: a.update(format=np.array("something.else")), "not a partitionnet network file"),
+    (lambda a: a.pop("architecture"), "'architecture' entry is missing"),
+    (lambda a: a.update(architecture=np.array("{not json")), "not valid JSON"),
+    (lambda a: a.update(architecture=np.array(json.dumps({"layers": []}))), "does not describe a valid network"),
+    (lambda a: a.update({"param:dense1.W": np.ones((2, 2))}), r"dense1.W has shape \(2, 2\)"),
+    (lambda a: a.update({"param:dense1.W": a["param:dense1.W"].astype(np.float32)}), "dtype float32"),
+    (lambda a: a.pop("param:conv2.Theta"), r"missing \['conv2.Theta'\]"),
+    (lambda a: a.update({"param:conv9.W": np.ones(2)}), r"unexpected \['conv9.W'\]"),
+    (lambda a: a.update({"param:conv2.W": np.ones_like(a["param:conv2.W"])}), "connection table"),
+    (lambda a: a.update({"param:dense2.theta": np.full(3, np.nan)}), "finite"),
+])
+def test_inconsistent_files(saved, tmp_path, change, match):
+    _, path = saved
+    bad = _rewrite(path, tmp_path / "bad.npz", change)
+    with pytest.raises(ValueError, match=match):
+        nio.load(bad)
+
+
+def test_architecture_that_changes_the_parameter_shapes(saved, tmp_path):
+    _, path = saved
+
+    def change(arrays):
+        arch = json.loads(str(arrays["architecture"]))
+        arch["layers"][0]["maps"] = 5
+        arrays["architecture"] = np.array(json.dumps(arch))
+
+    with pytest.raises(ValueError, match="conv1.W has shape"):
+        nio.load(_rewrite(path, tmp_path / "bad.npz", change))
+
+
+def test_doctest():
+    import doctest
+
+    assert doctest.testmod(nio).failed == 0
