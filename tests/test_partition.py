@@ -228,7 +228,7 @@ BAD = [
     (lambda: Partition.from_indices([[]], 3), ValueError, "at least one"),
     (lambda: Partition.from_indices([[0.0, 1.0]], 3), TypeError, "integers"),
     (lambda: Partition.from_indices("01", 3), TypeError, "index_lists"),
-    (lambda: Partition.from_indices([[0]], 0), ValueError, "size must be >= 1"),
+    (lambda: Partition.from_indices([[0]], 0), ValueError, "size must be an integer >= 1"),
     (lambda: Partition.from_indices([[0]], 2.0), TypeError, "size must be an integer"),
     (lambda: Partition.sliding_window((5, 5), 0), ValueError, "kernel"),
     (lambda: Partition.sliding_window((5, 5), 2.5), TypeError, "kernel"),
