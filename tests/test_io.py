@@ -13,6 +13,8 @@ from partitionnet import ConvLayer as L
 from partitionnet import ConvNet, Partition, Pooling
 from partitionnet import io as nio
 
+from _helpers import randomise
+
 
 # --------------------------------------------------------------------------- the table of networks
 def _net(input_shape, in_maps, layers, dense, **options):
@@ -99,18 +101,7 @@ for _act in ("tanh", "relu", "sigmoid", "identity"):
 
 
 def _randomise(net, seed=0):
-    rng = np.random.default_rng(seed)
-    new = {}
-    for key, value in net.parameters().items():
-        arr = rng.standard_normal(value.shape)
-        if key.startswith("conv"):
-            st = net.conv[int(key[4:key.index(".")]) - 1]
-            if key.endswith(".W"):
-                arr *= st.weight_mask
-            elif net.bias == "per_input":
-                arr *= st.connections.T
-        new[key] = arr
-    net.set_parameters(new)
+    randomise(net, np.random.default_rng(seed), weight_scale=1.0, bias_scale=1.0)
     return net
 
 

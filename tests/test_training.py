@@ -11,21 +11,13 @@ import pytest
 from partitionnet import ConvLayer, ConvNet, datasets
 from partitionnet.training import Evaluation, History, evaluate, fit, predict
 
+from _helpers import randomise
+
 
 # --------------------------------------------------------------------------- helpers
 def _randomise(net, rng):
-    """Give every parameter (biases included) random values that respect the connection tables."""
-    new = {}
-    for key, value in net.parameters().items():
-        arr = rng.standard_normal(value.shape) * 0.5
-        if key.startswith("conv"):
-            st = net.conv[int(key[4:key.index(".")]) - 1]
-            if key.endswith(".W"):
-                arr *= st.weight_mask
-            elif net.bias == "per_input":
-                arr *= st.connections.T
-        new[key] = arr
-    net.set_parameters(new)
+    """Random parameters (biases included) that respect the connection tables."""
+    randomise(net, rng, weight_scale=0.5, bias_scale=0.5)
 
 
 def _tiny_net(**options):
