@@ -1,7 +1,6 @@
 """Text and LaTeX renderings of small operators, for ``partitionnet show``."""
 from __future__ import annotations
 
-import numpy as np
 import scipy.sparse as sp
 
 

@@ -14,7 +14,7 @@ from partitionnet import ConvLayer, ConvNet, Partition, direct, unvec
 from partitionnet import activations as act
 from partitionnet.backprop import fast, feedforward
 
-from _helpers import RTOL, assert_rel, randomise
+from _helpers import assert_rel, randomise
 
 
 def local_deltas(net, x, gamma):

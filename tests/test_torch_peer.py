@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 from partitionnet import ConvLayer, ConvNet, Partition, Pooling  # noqa: E402
 from partitionnet import torch_bridge as tb  # noqa: E402
 
-from _helpers import RTOL, assert_rel, randomise
+from _helpers import assert_rel, randomise
 
 
 def targets(net, n, rng):
