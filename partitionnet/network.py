@@ -396,6 +396,7 @@ class ConvNet:
     __call__ = forward
 
     def _trace(self, xb: np.ndarray, batched: bool) -> Trace:
+        """The forward pass of (47.1216) on a batch, keeping every intermediate array."""
         N = xb.shape[0]
         M = int(np.prod(self.input_shape))
         # (N, D0, *map) -> (M, N, D0) with map positions column-stacked.
@@ -410,7 +411,8 @@ class ConvNet:
             y = f(z)
             t, g = st.pooling.pool(y.reshape(st.P, -1))              # (47.1208)
             maps = t.reshape(st.P_out, N, st.maps)
-            tr.H.append(H); tr.z_conv.append(z); tr.y_conv.append(y); tr.t.append(maps); tr.g.append(g)
+            for store, value in ((tr.H, H), (tr.z_conv, z), (tr.y_conv, y), (tr.t, maps), (tr.g, g)):
+                store.append(value)
         # y_1 = col{t^(1,C), ..., t^(D_C,C)} per sample (47.1215, index map 47.1217).
         y_l = maps.transpose(2, 0, 1).reshape(-1, N)
         tr.y_dense.append(y_l)
