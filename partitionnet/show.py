@@ -24,11 +24,12 @@ def grid(matrix, *, block_rows: int | None = None, max_rows: int = 1000, max_col
     return "\n".join(lines)
 
 
-def latex(matrix, *, max_size: int = 60) -> str:
-    """The matrix as a LaTeX ``bmatrix``."""
+def latex(matrix, *, max_rows: int = 1000, max_cols: int = 100) -> str:
+    """The matrix as a LaTeX ``bmatrix`` (rows joined by ``\\``)."""
     A = sp.csr_array(matrix)
-    if max(A.shape) > max_size:
-        return f"% a {A.shape[0]} x {A.shape[1]} matrix is too large for LaTeX output (at most {max_size})"
+    if A.shape[0] > max_rows or A.shape[1] > max_cols:
+        return (f"% a {A.shape[0]} x {A.shape[1]} matrix is too large for LaTeX output "
+                f"(at most {max_rows} rows and {max_cols} columns)")
     rows = [" & ".join(_fmt(v, zero="0") for v in row) for row in A.toarray()]
     return "\\begin{bmatrix}\n" + " \\\\\n".join(rows) + "\n\\end{bmatrix}"
 
