@@ -46,12 +46,13 @@ True
 from __future__ import annotations
 
 from collections import OrderedDict
+from types import SimpleNamespace
 
 import numpy as np
 import scipy.signal as signal
 
 from . import activations as act
-from . import losses
+from .backprop import feedforward
 
 __all__ = ["to_maps", "from_maps", "correlate_layer", "input_sensitivity", "weight_gradient",
            "forward", "gradients"]
@@ -280,7 +281,9 @@ def forward(net, x):
         z = correlate_layer(net, st.index, t)
         y = act.get(st.activation)[0](z)
         tcol, g = st.pooling.pool(from_maps(y).reshape(st.P, -1))
-        rec["input"].append(t); rec["z"].append(z); rec["g"].append(g)
+        rec["input"].append(t)
+        rec["z"].append(z)
+        rec["g"].append(g)
         t = to_maps(tcol.reshape(st.P_out, -1, st.maps), st.pooling.output_shape)
         rec["t"].append(t)
     y_l = from_maps(t).transpose(2, 0, 1).reshape(-1, t.shape[0])         # col{t^(1,C), ...} (47.1215)
@@ -288,13 +291,9 @@ def forward(net, x):
     p = net.parameters()
     for l in range(1, net.L):
         z_l = p[f"dense{l}.W"] @ y_l - p[f"dense{l}.theta"][:, None]
-        if l < net.L - 1:
-            y_l = act.get(net.activation)[0](z_l)
-        elif net.output == "softmax":
-            y_l = act.softmax(z_l)
-        else:
-            y_l = act.get(net.output)[0](z_l)
-        rec["z_dense"].append(z_l); rec["y_dense"].append(y_l)
+        y_l = net._output(z_l) if l == net.L - 1 else act.get(net.activation)[0](z_l)
+        rec["z_dense"].append(z_l)
+        rec["y_dense"].append(y_l)
     return y_l.T, rec
 
 
@@ -311,18 +310,11 @@ def gradients(net, x, gamma) -> "OrderedDict[str, np.ndarray]":
     y, rec = forward(net, x)
     N = y.shape[0]
     gam = net.targets(gamma, N, batched)
-    p = net.parameters()
     grads: dict = {}
-    z, ys = rec["z_dense"], rec["y_dense"]
-    delta = losses.output_sensitivity(net.loss_name, net.output, z[-1], ys[-1], gam, net.output_derivative())
-    for l in range(net.L - 1, 0, -1):
-        grads[f"dense{l}.W"] = delta @ ys[l - 1].T
-        grads[f"dense{l}.theta"] = -delta.sum(axis=1)
-        delta = p[f"dense{l}.W"].T @ delta
-        if l > 1:
-            delta = act.get(net.activation)[1](z[l - 2]) * delta
-    last = net.conv[-1]
-    v = delta.reshape(last.maps, last.P_out, N).transpose(1, 2, 0)           # [p', n, d] (47.1217)
+    # The feedforward part is not what this module checks: reuse the engines' shared code.
+    dense_trace = SimpleNamespace(z_dense=rec["z_dense"], y_dense=rec["y_dense"])
+    delta_2 = feedforward.backward(net, dense_trace, gam, grads)
+    v = feedforward.first_layer_input_sensitivity(net, delta_2)                # [p', n, d] (47.1217)
     for st in reversed(net.conv):
         c = st.index
         dy = st.pooling.backward(v.reshape(st.P_out, -1), rec["g"][c - 1])
@@ -331,4 +323,4 @@ def gradients(net, x, gamma) -> "OrderedDict[str, np.ndarray]":
         grads[f"conv{c}.W"], grads[f"conv{c}.Theta"] = weight_gradient(net, c, rec["input"][c - 1], dz)
         if c > 1:
             v = from_maps(input_sensitivity(net, c, dz))
-    return OrderedDict((k, grads[k]) for k in p)
+    return OrderedDict((k, grads[k]) for k in net._params)
