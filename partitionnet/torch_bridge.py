@@ -109,6 +109,10 @@ if torch is not None:
     _CONV_MODULE = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
     _ACTIVATION = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "identity": nn.Identity}
 
+    def _window_sum(x, window):
+        """Sum over non-overlapping windows (an average pool times the window size)."""
+        return _AVG[len(window)](x, window, window) * float(np.prod(window))
+
     class MaskedConv(nn.Module):
         """A convolution whose weight is multiplied by a fixed 0/1 connection mask (47.1213).
 
@@ -142,11 +146,9 @@ if torch is not None:
         def __init__(self, window, p):
             super().__init__()
             self.window, self.p = tuple(window), float(p)
-            self._count = float(np.prod(window))
 
         def forward(self, x):
-            s = _AVG[len(self.window)](x.abs() ** self.p, self.window, self.window) * self._count
-            return s ** (1.0 / self.p)
+            return _window_sum(x.abs() ** self.p, self.window) ** (1.0 / self.p)
 
         def extra_repr(self) -> str:
             return f"window={self.window}, p={self.p}"
@@ -157,11 +159,10 @@ if torch is not None:
         def __init__(self, window, mask_map):
             super().__init__()
             self.window = tuple(window)
-            self._count = float(np.prod(window))
             self.register_buffer("mask", mask_map)
 
         def forward(self, x):
-            return _AVG[len(self.window)](x * self.mask, self.window, self.window) * self._count
+            return _window_sum(x * self.mask, self.window)
 
         def extra_repr(self) -> str:
             return f"window={self.window}"
