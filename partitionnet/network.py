@@ -452,7 +452,7 @@ class ConvNet:
         return g.T if batched else g[:, None]
 
     def loss(self, x, gamma) -> float:
-        """The unregularised loss summed over the batch, ``sum_n l(gamma_n, y_n)``."""
+        """The unregularised loss summed over the batch, ``sum_n l(gamma_n, y_n)`` (the data term of 47.1227)."""
         xb, batched = self._as_batch(x)
         y = self.forward(xb)
         return losses.value(self.loss_name, y.T, self.targets(gamma, xb.shape[0], batched))
