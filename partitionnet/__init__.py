@@ -5,21 +5,26 @@ The objects of section 47.25 of the seed text, as working software:
 * :class:`Partition` - the partition matrix V (47.1148-47.1153);
 * :class:`Pooling` - pooling, gradient vectors, ``upv`` and the permutation T
   (47.1168-47.1204);
-* :class:`ConvNet` / :class:`ConvLayer` - the network of 47.1205-47.1216 with
-  two backward engines ('kronecker', literal 47.1275; 'fast', batched);
+* :class:`Network` and :mod:`partitionnet.layers` - a network as an ordered
+  list of layers, each with its forward pass, its fast and literal backward
+  passes, its explicit operator and its reference, side by side;
+* :class:`ConvNet` / :class:`ConvLayer` - the book's network of 47.1205-47.1216,
+  built from those layers, with two backward engines ('kronecker', literal
+  47.1275; 'fast', batched);
 * :func:`fit`, :func:`evaluate`, :func:`load` - the seed's stochastic-gradient
   training (after 47.1276), evaluation, and networks saved as data (``.npz``);
 * :func:`vec` / :func:`unvec` - column stacking, the one convention for
   turning maps into vectors.
 """
-from . import datasets
+from . import datasets, layers
 from .io import load
+from .model import Network
 from .network import ConvLayer, ConvNet
 from .partition import Partition
 from .pooling import Pooling
 from .training import History, evaluate, fit, predict
 from .vec import unvec, vec
 
-__all__ = ["ConvNet", "ConvLayer", "Partition", "Pooling", "vec", "unvec", "fit", "evaluate", "predict",
+__all__ = ["Network", "layers", "ConvNet", "ConvLayer", "Partition", "Pooling", "vec", "unvec", "fit", "evaluate", "predict",
            "History", "load", "datasets"]
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""Bridges to direct convolution (``scipy.signal``): the third check of DESIGN.md section 5.
+"""Bridges to direct convolution (``scipy.signal``): the third of the project's four checks.
 
 Everything here is written with ``scipy.signal.correlate`` / ``convolve``
 on maps, never with a partition matrix, so it is an independent way to get
@@ -46,13 +46,11 @@ True
 from __future__ import annotations
 
 from collections import OrderedDict
-from types import SimpleNamespace
 
 import numpy as np
 import scipy.signal as signal
 
 from . import activations as act
-from .backprop import feedforward
 
 __all__ = ["to_maps", "from_maps", "correlate_layer", "input_sensitivity", "weight_gradient",
            "forward", "gradients"]
@@ -291,7 +289,13 @@ def forward(net, x):
     p = net.parameters()
     for l in range(1, net.L):
         z_l = p[f"dense{l}.W"] @ y_l - p[f"dense{l}.theta"][:, None]
-        y_l = net._output(z_l) if l == net.L - 1 else act.get(net.activation)[0](z_l)
+        if l < net.L - 1:
+            y_l = act.get(net.activation)[0](z_l)
+        elif net.output == "softmax":
+            e = np.exp(z_l - z_l.max(axis=0))
+            y_l = e / e.sum(axis=0)
+        else:
+            y_l = act.get(net.output)[0](z_l)
         rec["z_dense"].append(z_l)
         rec["y_dense"].append(y_l)
     return y_l.T, rec
@@ -311,10 +315,16 @@ def gradients(net, x, gamma) -> "OrderedDict[str, np.ndarray]":
     N = y.shape[0]
     gam = net.targets(gamma, N, batched)
     grads: dict = {}
-    # The feedforward part is not what this module checks: reuse the engines' shared code.
-    dense_trace = SimpleNamespace(z_dense=rec["z_dense"], y_dense=rec["y_dense"])
-    delta_2 = feedforward.backward(net, dense_trace, gam, grads)
-    v = feedforward.first_layer_input_sensitivity(net, delta_2)                # [p', n, d] (47.1217)
+    # The feedforward part is not what this module checks: take its sensitivities delta_l
+    # (47.1233-47.1234) from the network, and form dW_l = delta_{l+1} y_l^T, dtheta_l = -sum delta_{l+1}.
+    sens = net.sensitivities(x, gamma)
+    for l in range(1, net.L):
+        delta = np.atleast_2d(sens[f"dense{l + 1}"]).T                           # (n_{l+1}, N)
+        grads[f"dense{l}.W"] = delta @ rec["y_dense"][l - 1].T
+        grads[f"dense{l}.theta"] = -delta.sum(axis=1)
+    delta_2 = np.atleast_2d(sens["dense2"]).T
+    last = net.conv[-1]
+    v = (net.parameters()["dense1.W"].T @ delta_2).reshape(last.maps, last.P_out, -1).transpose(1, 2, 0)  # (47.1220)
     for st in reversed(net.conv):
         c = st.index
         dy = st.pooling.backward(v.reshape(st.P_out, -1), rec["g"][c - 1])
@@ -323,4 +333,4 @@ def gradients(net, x, gamma) -> "OrderedDict[str, np.ndarray]":
         grads[f"conv{c}.W"], grads[f"conv{c}.Theta"] = weight_gradient(net, c, rec["input"][c - 1], dz)
         if c > 1:
             v = from_maps(input_sensitivity(net, c, dz))
-    return OrderedDict((k, grads[k]) for k in net._params)
+    return OrderedDict((k, grads[k]) for k in net.parameter_shapes())

@@ -1,34 +1,14 @@
-"""The convolutional network of 47.1205-47.1216, built on Partition and Pooling.
+"""The book's convolutional network (47.1205-47.1216) as a builder of layers.
 
-A network is ``C`` correlation+pooling layers followed by a feedforward
-network of ``L`` layers (47.1216). Layer ``c`` partitions each of the
-``D_{c-1}`` maps it receives with the same partition (47.1209), correlates
-map ``j`` with mask ``w_j^(d,c)`` for every output map ``d``, subtracts the
-biases, applies ``f`` and pools each map (47.1212). The pooled maps of the
-last layer are stacked into ``y_1`` (47.1215) and fed to the feedforward part
-``z_{l+1} = W_l y_l - theta_l``.
+A :class:`ConvNet` is ``C`` correlation + activation + pooling stages, the
+flattening of (47.1215), and a feedforward part of ``L`` layers (47.1216). It
+builds a :class:`~partitionnet.Network` of the layers in
+:mod:`partitionnet.layers` and keeps the book's vocabulary on top of it: the
+stages ``net.conv`` (each with its partition V and pooling T), the sizes
+``C``, ``L`` and ``dense_sizes``, the trace of (47.1216) in ``net.cache``, and
+the operators ``V^(d,d',c+1)`` of (47.1257) through :meth:`ConvNet.backprop_operator`.
 
-Parameters keep the seed's names and shapes (47.1221-47.1224):
-
-* ``conv{c}.W`` is ``W_c`` (``S_c D_{c-1} x D_c``); column ``d`` is
-  ``W^(d,c) = col{w_1^(d,c), ..., w_{D_{c-1}}^(d,c)}``, each ``w`` the vec of a
-  kernel window;
-* ``conv{c}.Theta`` is ``Theta_c`` (``D_{c-1} x D_c``, one bias per input map,
-  47.1212), or ``1 x D_c`` with ``bias='tied'``;
-* ``dense{l}.W`` is ``W_l`` (``n_{l+1} x n_l``) and ``dense{l}.theta`` is
-  ``theta_l`` (``n_{l+1}``).
-
-Note on naming: the seed calls the partition of the pooled maps of layer
-``c`` ``V_c`` because layer ``c+1`` uses it; here each :class:`ConvLayer`
-owns the partition of *its input*, so layer ``c`` holds the seed's ``V_{c-1}``.
-
-Internal layout. A stack of maps is held as an array ``(P, N, D)``: map
-position first, then sample, then map index. Pooling then sees ``(P, N*D)``
-sample columns without a copy, and the patches of all samples are gathered
-with one indexing operation. The kernel-offset-major patch array
-``H[s, p, n, j]`` (a row permutation of V, see :mod:`partitionnet.backprop.fast`)
-is what the forward pass keeps; ``H[:, :, n, j]`` is the seed's
-``H_n^(j,c-1)`` (47.1211).
+:class:`ConvLayer` describes one stage, as the book draws it.
 """
 from __future__ import annotations
 
@@ -42,12 +22,16 @@ import numpy as np
 from . import _validate as val
 from . import activations as act
 from . import losses
+from .layers import Activation, Correlation, Dense, Flatten, Pool, Softmax
+from .layers.correlation import BIAS_MODES, backprop_operator
+from .layout import to_stack
+from .model import Network
 from .partition import Partition
 from .pooling import KINDS as POOLING_KINDS
 from .pooling import Pooling
+from .vec import unvec
 
 OUTPUTS = ("identity", "sigmoid", "tanh", "relu", "softmax")
-BIAS_MODES = ("per_input", "tied")
 
 
 class ConvLayer:
@@ -129,16 +113,17 @@ class ConvLayer:
 
 @dataclass
 class ConvStage:
-    """A built correlation layer: its operators and sizes (seed notation)."""
+    """One correlation stage of a :class:`ConvNet`, in the book's notation (a view on its layers)."""
 
     index: int                  # c, from 1
-    partition: Partition        # partitions the layer's input maps (the seed's V_{c-1})
-    pooling: Pooling            # regions of the layer's output maps (its T)
+    partition: Partition        # partitions the layer's input maps (the book's V_{c-1})
+    pooling: Pooling            # regions of the layer's output maps (its T); identity without pooling
     in_maps: int                # D_{c-1}
     maps: int                   # D_c
     activation: str
     connections: np.ndarray     # (D_c, D_{c-1}) bool, the table of 47.1213
     spec: ConvLayer = field(repr=False)
+    layer: Correlation = field(repr=False, default=None)
 
     @property
     def S(self) -> int:
@@ -158,13 +143,13 @@ class ConvStage:
         return np.repeat(self.connections.T, self.S, axis=0)
 
     def kernels(self, W: np.ndarray) -> np.ndarray:
-        """``W_c`` rearranged as ``K[s, j, d] = w_j^(d,c)(s)`` (kernel offset first)."""
-        return W.reshape(self.in_maps, self.S, self.maps).transpose(1, 0, 2)
+        """``W_c`` rearranged as ``K[s, j, d] = w_j^(d,c)`` (kernel offset first)."""
+        return self.layer.kernels(W)
 
 
 @dataclass
 class Trace:
-    """What the forward pass (47.1216) keeps for the backward pass.
+    """The forward pass (47.1216) in the book's terms, read off the layers' tape.
 
     Conv arrays are indexed ``[position, sample, map]``; ``H[c]`` is the
     patch array ``[s, p, n, j]`` of layer ``c``'s input; ``g[c]`` holds the
@@ -175,16 +160,30 @@ class Trace:
     x: np.ndarray
     H: list
     z_conv: list
-    y_conv: list
     t: list
     g: list
     z_dense: list   # z_2 ... z_L
     y_dense: list   # y_1 ... y_L
     batched: bool
+    tape: list = field(repr=False, default=None)
+    y: np.ndarray = field(repr=False, default=None)
 
 
-class ConvNet:
-    """A convolutional network written with explicit partition and pooling matrices.
+class ConvNet(Network):
+    """The network of (47.1205-47.1216): C correlation + pooling layers, then a feedforward part.
+
+    It builds a :class:`~partitionnet.Network` of layers named ``conv{c}``,
+    ``conv{c}_act``, ``conv{c}_pool``, ``flatten``, ``dense{l}``,
+    ``dense{l}_act`` and ``output``, so its parameters keep the book's names:
+
+    * ``conv{c}.W`` is ``W_c`` (``S_c D_{c-1} x D_c``); column ``d`` is
+      ``W^(d,c) = col{w_1^(d,c), ..., w_{D_{c-1}}^(d,c)}`` (47.1221-47.1224);
+    * ``conv{c}.Theta`` is ``Theta_c`` (``D_{c-1} x D_c``, 47.1212), or ``1 x D_c`` with ``bias='tied'``;
+    * ``dense{l}.W`` is ``W_l`` (``n_{l+1} x n_l``) and ``dense{l}.theta`` is ``theta_l``.
+
+    The book calls the partition of the pooled maps of layer ``c`` ``V_c``
+    because layer ``c+1`` uses it; here each layer owns the partition of *its
+    input*, so layer ``c`` holds the book's ``V_{c-1}``.
 
     Parameters
     ----------
@@ -205,7 +204,8 @@ class ConvNet:
         'squared' (``||gamma - y||^2``, 47.1227) or 'cross_entropy' (softmax output only).
     bias : str, default 'per_input'
         'per_input': one bias per input map, ``Theta_c`` is ``D_{c-1} x D_c``
-        (47.1224b). 'tied': one bias per output map, ``1 x D_c``.
+        (47.1224b; only the column sums matter, so the individual biases are
+        not identifiable). 'tied': one bias per output map, ``1 x D_c``.
     rng : int or numpy Generator, optional
         Seed for the initial weights (normal, variance 1/fan-in; biases 0).
 
@@ -222,16 +222,20 @@ class ConvNet:
 
     def __init__(self, input_shape, in_maps, layers, dense, *, activation="tanh", output="identity",
                  loss="squared", bias="per_input", rng=None):
-        self.input_shape = val.as_shape(input_shape, "input_shape")
-        self.in_maps = val.as_positive_int(in_maps, "in_maps")
         act.get(activation, "activation")
-        if not isinstance(output, str) or output not in OUTPUTS:
+        if not isinstance(output, str):
+            raise TypeError(f"output must be a string, one of {OUTPUTS}, got {type(output).__name__}")
+        if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
-        if not isinstance(loss, str) or loss not in losses.LOSSES:
+        if not isinstance(loss, str):
+            raise TypeError(f"loss must be a string, one of {losses.LOSSES}, got {type(loss).__name__}")
+        if loss not in losses.LOSSES:
             raise ValueError(f"loss must be one of {losses.LOSSES}, got {loss!r}")
         if loss == "cross_entropy" and output != "softmax":
             raise ValueError(f"loss='cross_entropy' needs output='softmax', got output={output!r}")
-        if not isinstance(bias, str) or bias not in BIAS_MODES:
+        if not isinstance(bias, str):
+            raise TypeError(f"bias must be a string, one of {BIAS_MODES}, got {type(bias).__name__}")
+        if bias not in BIAS_MODES:
             raise ValueError(f"bias must be one of {BIAS_MODES}, got {bias!r}")
         if isinstance(layers, ConvLayer) or not isinstance(layers, Sequence) or len(layers) == 0:
             raise TypeError("layers must be a non-empty list of ConvLayer")
@@ -240,64 +244,45 @@ class ConvNet:
                 raise TypeError(f"layers[{i}] must be a ConvLayer, got {type(layer).__name__}")
         if isinstance(dense, (str, bytes)) or not isinstance(dense, Sequence) or len(dense) == 0:
             raise TypeError("dense must be a non-empty list of layer sizes (the last one is Q)")
-        self.activation, self.output, self.loss_name, self.bias = activation, output, loss, bias
-        self.conv = self._build_stages(layers)
+        sizes = [val.as_positive_int(n, f"dense[{i}]") for i, n in enumerate(dense)]
+        self.activation, self.output, self.bias = activation, output, bias
+        self.specs = list(layers)
+        plan = []
+        for c, spec in enumerate(layers, start=1):
+            plan.append(Correlation(spec.maps, kernel=spec.kernel, stride=spec.stride, padding=spec.padding,
+                                    dilation=spec.dilation, partition=spec.partition,
+                                    connections=spec.connections, bias=bias, name=f"conv{c}"))
+            plan.append(Activation(spec.activation or activation, name=f"conv{c}_act"))
+            if isinstance(spec.pooling, Pooling):
+                plan.append(Pool(pooling=spec.pooling, name=f"conv{c}_pool"))
+            elif spec.pooling is not None and spec.window is not None:
+                plan.append(Pool(spec.pooling, spec.window, name=f"conv{c}_pool", **spec.pool_options))
+        plan.append(Flatten(name="flatten"))
+        for l, n in enumerate(sizes, start=1):
+            plan.append(Dense(n, name=f"dense{l}"))
+            if l < len(sizes):
+                plan.append(Activation(activation, name=f"dense{l}_act"))
+        plan.append(Softmax(name="output") if output == "softmax" else Activation(output, name="output"))
+        try:
+            super().__init__(input_shape, in_maps, plan, loss=loss, rng=rng)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(_conv_where(str(exc))) from None
+        self.conv = self._stages()
         last = self.conv[-1]
-        self.dense_sizes = [last.maps * last.P_out] + [val.as_positive_int(n, f"dense[{i}]")
-                                                      for i, n in enumerate(dense)]
-        self._params: "OrderedDict[str, np.ndarray]" = OrderedDict()
-        self._init_parameters(np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng)
+        self.dense_sizes = [last.maps * last.P_out] + sizes
         self.cache: Trace | None = None
 
-    # ------------------------------------------------------------------ construction
-    def _build_stages(self, layers) -> list[ConvStage]:
+    def _stages(self) -> list:
         stages = []
-        shape, maps = self.input_shape, self.in_maps
-        for c, spec in enumerate(layers, start=1):
-            where = f"layer {c} (conv{c})"
-            size = int(np.prod(shape))
-            if spec.partition is not None:
-                part = spec.partition
-                if part.M != size:
-                    raise ValueError(f"{where}: partition partitions a vector of size M={part.M}, but the layer "
-                                     f"receives maps of shape {shape} (size {size})")
-            else:
-                try:
-                    part = Partition.sliding_window(shape, spec.kernel, stride=spec.stride,
-                                                    padding=spec.padding, dilation=spec.dilation)
-                except (TypeError, ValueError) as exc:
-                    raise type(exc)(f"{where}: {exc}") from None
-            out_shape = part.output_shape
-            if isinstance(spec.pooling, Pooling):
-                pool = spec.pooling
-                if pool.P != part.P:
-                    raise ValueError(f"{where}: pooling acts on maps of size {pool.P}, but the layer produces "
-                                     f"maps of size P={part.P} (shape {out_shape})")
-            elif spec.pooling is None or spec.window is None:
-                pool = Pooling.identity(out_shape)
-            else:
-                try:
-                    pool = Pooling.windows(out_shape, spec.window, kind=spec.pooling, **spec.pool_options)
-                except (TypeError, ValueError) as exc:
-                    raise type(exc)(f"{where}: {exc}") from None
-            conn = _connection_table(spec.connections, spec.maps, maps, where)
-            stages.append(ConvStage(c, part, pool, maps, spec.maps, spec.activation or self.activation, conn, spec))
-            shape, maps = pool.output_shape, spec.maps
+        for c in range(1, len(self.specs) + 1):
+            conv = self.layer(f"conv{c}")
+            pool = next((l for l in self.layers if l.name == f"conv{c}_pool"), None)
+            stages.append(ConvStage(c, conv.V, pool.T if pool else Pooling.identity(conv.out_shape),
+                                    conv.in_maps, conv.maps, self.layer(f"conv{c}_act").function,
+                                    conv.table, self.specs[c - 1], conv))
         return stages
 
-    def _init_parameters(self, rng: np.random.Generator) -> None:
-        for st in self.conv:
-            fan_in = st.S * st.connections.sum(axis=1)  # per output map
-            W = rng.standard_normal((st.S * st.in_maps, st.maps)) / np.sqrt(np.maximum(fan_in, 1))
-            self._params[f"conv{st.index}.W"] = W * st.weight_mask
-            rows = st.in_maps if self.bias == "per_input" else 1
-            self._params[f"conv{st.index}.Theta"] = np.zeros((rows, st.maps))
-        for l in range(1, len(self.dense_sizes)):
-            n_in, n_out = self.dense_sizes[l - 1], self.dense_sizes[l]
-            self._params[f"dense{l}.W"] = rng.standard_normal((n_out, n_in)) / np.sqrt(n_in)
-            self._params[f"dense{l}.theta"] = np.zeros(n_out)
-
-    # ------------------------------------------------------------------ parameters
+    # ------------------------------------------------------------------ the book's sizes
     @property
     def C(self) -> int:
         """Number of correlation layers."""
@@ -308,80 +293,30 @@ class ConvNet:
         """Number of feedforward layers, input and output included."""
         return len(self.dense_sizes)
 
-    def parameter_shapes(self) -> "OrderedDict[str, tuple]":
-        return OrderedDict((k, v.shape) for k, v in self._params.items())
-
-    def parameters(self) -> "OrderedDict[str, np.ndarray]":
-        """Copies of all parameters under the seed's names (see the module docstring)."""
-        return OrderedDict((k, v.copy()) for k, v in self._params.items())
-
-    def set_parameters(self, params) -> None:
-        """Replace some or all parameters; shapes and connection tables are checked first.
-
-        Nothing is changed if any entry is rejected.
-        """
-        if not isinstance(params, dict):
-            raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
-        staged = {}
-        for key, value in params.items():
-            if key not in self._params:
-                raise ValueError(f"unknown parameter {key!r}; expected one of {list(self._params)}")
-            arr = val.as_float_array(value, key).astype(np.float64)
-            expected = self._params[key].shape
-            if arr.shape != expected:
-                raise ValueError(f"{key} must have shape {expected}, got {arr.shape}")
-            val.require_finite(arr, key)
-            if key.startswith("conv"):
-                st = self.conv[int(key[4:key.index(".")]) - 1]
-                if key.endswith(".W"):
-                    absent = ~st.weight_mask
-                elif self.bias == "per_input":
-                    absent = ~st.connections.T
-                else:
-                    absent = np.zeros(arr.shape, dtype=bool)
-                if np.any(arr[absent] != 0):
-                    raise ValueError(f"{key} has nonzero entries for input/output map pairs that the layer's "
-                                     "connection table (47.1213) leaves unconnected")
-            staged[key] = arr.copy()
-        self._params.update(staged)
-
     def weights(self, c: int) -> np.ndarray:
-        """``W_c`` (read-only view), c from 1."""
-        return self._params[f"conv{c}.W"]
+        """``W_c`` as a read-only view, c from 1."""
+        _check_range(c, self.C, "c")
+        return self.layer_parameters(f"conv{c}")["W"]
 
     def kernel(self, c: int, d: int, j: int) -> np.ndarray:
-        """The mask ``w_j^(d,c)`` (1-based c, d, j as in the seed) as a kernel-shaped array."""
+        """The mask ``w_j^(d,c)`` (1-based c, d, j as in the book) as a kernel-shaped array."""
         st = self._stage(c)
         _check_range(d, st.maps, "d")
         _check_range(j, st.in_maps, "j")
         w = self._params[f"conv{c}.W"][(j - 1) * st.S:j * st.S, d - 1]
-        from .vec import unvec
         return unvec(w, st.partition.kernel_shape)
 
     def bias_sums(self, st: ConvStage) -> np.ndarray:
         """``sum_{j in D} theta^(d,c)(j)`` for every output map d (the constant in 47.1212)."""
-        Theta = self._params[f"conv{st.index}.Theta"]
-        if self.bias == "tied":
-            return Theta[0]
-        return (Theta * st.connections.T).sum(axis=0)
+        return st.layer.bias_sums(self._params[f"conv{st.index}.Theta"])
 
     def _stage(self, c: int) -> ConvStage:
         _check_range(c, self.C, "c")
         return self.conv[c - 1]
 
     # ------------------------------------------------------------------ forward (47.1216)
-    def _as_batch(self, x):
-        x = val.as_float_array(x, "x").astype(np.float64, copy=False)
-        single = (self.in_maps,) + self.input_shape
-        if x.shape == single:
-            return x[None], False
-        if x.ndim == len(single) + 1 and x.shape[1:] == single:
-            return x, True
-        raise ValueError(f"x must have shape {single} (one sample) or (N,) + {single} (a batch: samples, "
-                         f"D_0={self.in_maps} maps, map shape {self.input_shape}); got {x.shape}")
-
     def forward(self, x) -> np.ndarray:
-        """Run the network (47.1216) and keep the trace in ``self.cache``.
+        """Run the network (47.1216) and keep its trace in ``self.cache``.
 
         ``x`` has shape ``(D_0, *map)`` or ``(N, D_0, *map)``; the result is
         ``(Q,)`` or ``(N, Q)``.
@@ -396,82 +331,48 @@ class ConvNet:
     __call__ = forward
 
     def _trace(self, xb: np.ndarray, batched: bool) -> Trace:
-        """The forward pass of (47.1216) on a batch, keeping every intermediate array."""
-        N = xb.shape[0]
-        M = int(np.prod(self.input_shape))
-        # (N, D0, *map) -> (M, N, D0) with map positions column-stacked.
-        axes = (0, 1) + tuple(range(xb.ndim - 1, 1, -1))
-        maps = xb.transpose(axes).reshape(N, self.in_maps, M).transpose(2, 0, 1)
-        tr = Trace(x=maps, H=[], z_conv=[], y_conv=[], t=[], g=[], z_dense=[], y_dense=[], batched=batched)
+        """The forward pass on a checked batch, in the book's terms."""
+        y, tape = self._run(xb)
+        out = {layer.name: entry for layer, entry in zip(self.layers, tape)}
+        tr = Trace(x=to_stack(xb), H=[], z_conv=[], t=[], g=[], z_dense=[], y_dense=[], batched=batched,
+                   tape=tape, y=y)
         for st in self.conv:
-            H = gather_patches(st.partition, maps)                   # [s, p, n, j]
-            K = st.kernels(self._params[f"conv{st.index}.W"])        # [s, j, d]
-            z = correlate_patches(H, K) - self.bias_sums(st)         # (47.1212)
-            f = act.get(st.activation)[0]
-            y = f(z)
-            t, g = st.pooling.pool(y.reshape(st.P, -1))              # (47.1208)
-            maps = t.reshape(st.P_out, N, st.maps)
-            for store, value in ((tr.H, H), (tr.z_conv, z), (tr.y_conv, y), (tr.t, maps), (tr.g, g)):
-                store.append(value)
-        # y_1 = col{t^(1,C), ..., t^(D_C,C)} per sample (47.1215, index map 47.1217).
-        y_l = maps.transpose(2, 0, 1).reshape(-1, N)
-        tr.y_dense.append(y_l)
+            c = st.index
+            tr.H.append(out[f"conv{c}"][0])
+            tr.z_conv.append(out[f"conv{c}"][1])
+            if f"conv{c}_pool" in out:
+                g, t = out[f"conv{c}_pool"]
+            else:
+                t = out[f"conv{c}_act"][1]
+                g = np.ones((st.P, t.shape[1] * st.maps))
+            tr.t.append(t)
+            tr.g.append(g)
+        tr.y_dense.append(out["flatten"][1][:, :, 0])
         for l in range(1, self.L):
-            z_l = self._params[f"dense{l}.W"] @ y_l - self._params[f"dense{l}.theta"][:, None]
-            y_l = self._output(z_l) if l == self.L - 1 else act.get(self.activation)[0](z_l)
-            tr.z_dense.append(z_l)
-            tr.y_dense.append(y_l)
+            tr.z_dense.append(out[f"dense{l}"][1][:, :, 0])
+            after = out[f"dense{l}_act"] if l < self.L - 1 else out["output"]
+            tr.y_dense.append(after[1][:, :, 0])
         return tr
 
-    def _output(self, z: np.ndarray) -> np.ndarray:
-        if self.output == "softmax":
-            return act.softmax(z)
-        return act.get(self.output)[0](z)
-
     def output_derivative(self):
-        """``f'`` of the output layer (unused for softmax, whose Jacobian is full)."""
+        """``f'`` of the output layer (``None`` for softmax, whose Jacobian is full)."""
         return None if self.output == "softmax" else act.get(self.output)[1]
 
-    # ------------------------------------------------------------------ loss and gradients
+    # ------------------------------------------------------------------ targets, loss, gradients
     def targets(self, gamma, n: int, batched: bool) -> np.ndarray:
-        """Targets as a (Q, N) matrix; integer class labels are one-hot encoded."""
-        Q = self.dense_sizes[-1]
-        g = np.asarray(gamma)
-        if batched and g.ndim == 1 and np.issubdtype(g.dtype, np.integer):
-            if g.shape[0] != n:
-                raise ValueError(f"gamma holds {g.shape[0]} labels for {n} samples")
-            if g.min(initial=0) < 0 or g.max(initial=0) >= Q:
-                raise ValueError(f"gamma labels must lie in [0, {Q - 1}] (Q={Q} outputs), got "
-                                 f"min {g.min()} and max {g.max()}")
-            return np.eye(Q)[:, g]
-        g = val.as_float_array(g, "gamma").astype(np.float64, copy=False)
-        expected = (n, Q) if batched else (Q,)
-        if g.shape != expected:
-            raise ValueError(f"gamma must have shape {expected} (or integer labels of shape ({n},)), got {g.shape}")
-        val.require_finite(g, "gamma")
-        return g.T if batched else g[:, None]
+        """Targets as a (Q, N) matrix of columns; integer class labels are one-hot encoded."""
+        return self._target_stack(gamma, n, batched)[:, :, 0]
 
     def loss(self, x, gamma) -> float:
         """The unregularised loss summed over the batch, ``sum_n l(gamma_n, y_n)`` (the data term of 47.1227)."""
         xb, batched = self._as_batch(x)
         y = self.forward(xb)
-        return losses.value(self.loss_name, y.T, self.targets(gamma, xb.shape[0], batched))
+        return self._loss_value(y.T[:, :, None], self._target_stack(gamma, xb.shape[0], batched))
 
-    def gradients(self, x, gamma, *, engine: str = "fast") -> "OrderedDict[str, np.ndarray]":
-        """Gradients of :meth:`loss` for every parameter (keys as :meth:`parameters`).
-
-        ``engine='kronecker'`` follows the listing of 47.1275 literally with
-        the operators ``V^(d,d',c+1)`` of 47.1257; ``engine='fast'`` computes
-        the same numbers with batched contractions.
-        """
-        from .backprop import ENGINES
-
-        if not isinstance(engine, str) or engine not in ENGINES:
-            raise ValueError(f"engine must be one of {tuple(ENGINES)}, got {engine!r}")
-        xb, batched = self._as_batch(x)
-        self.forward(xb)
-        gam = self.targets(gamma, xb.shape[0], batched)
-        return ENGINES[engine](self, self.cache, gam)
+    def trace_gradients(self, trace: Trace, gamma_columns: np.ndarray, *, engine: str = "fast"):
+        """Gradients from a kept :class:`Trace` and targets as ``(Q, N)`` columns (no second forward pass)."""
+        literal = self._engine(engine)
+        return self._backward(trace.tape, trace.y, gamma_columns[:, :, None], literal=literal)[0]
 
     def sensitivities(self, x, gamma) -> "OrderedDict[str, np.ndarray]":
         """The sensitivities ``delta = d loss / d z`` of every layer, as arrays a reader can plot.
@@ -481,32 +382,19 @@ class ConvNet:
         pooling); ``'dense{l}'`` holds ``delta_l`` (47.1233-47.1234) with shape
         ``(N, n_l)``, l = 2 ... L. For one unbatched sample the leading N is dropped.
         """
-        from .backprop.fast import gradients as fast_gradients
-
-        xb, batched = self._as_batch(x)
-        self.forward(xb)
-        record: dict = {}
-        fast_gradients(self, self.cache, self.targets(gamma, xb.shape[0], batched), record)
-        out = OrderedDict()
-        N = xb.shape[0]
-        for st in self.conv:
-            delta = record[f"conv{st.index}"]                        # [p, n, d], p column-stacked
-            shape = st.partition.output_shape
-            maps = delta.transpose(1, 2, 0).reshape((N, st.maps) + shape[::-1])
-            out[f"conv{st.index}"] = maps.transpose((0, 1) + tuple(range(len(shape) + 1, 1, -1)))
+        by_layer = super().sensitivities(x, gamma)
+        out = OrderedDict((f"conv{st.index}", by_layer[f"conv{st.index}"]) for st in self.conv)
         for l in range(2, self.L + 1):
-            out[f"dense{l}"] = record[f"dense{l}"].T
-        return out if batched else OrderedDict((k, v[0]) for k, v in out.items())
+            out[f"dense{l}"] = by_layer[f"dense{l - 1}"]
+        return out
 
     def backprop_operator(self, c: int, d: int, d_prime: int):
-        """``V^(d,d',c+1)`` of (47.1257) for the current weights (1-based, as in the seed).
+        """``V^(d,d',c+1)`` of (47.1257) for the current weights (1-based, as in the book).
 
         It maps the sensitivity ``delta^(d',c+1)`` of map ``d'`` in layer
         ``c+1`` to ``b^(d,d',c)`` over the pooled map ``t^(d,c)`` (47.1258).
         Returned as a ``P'_c x P_{c+1}`` ``csr_array``.
         """
-        from .backprop.kronecker import backprop_operator
-
         if self.C < 2:
             raise ValueError("backprop_operator links layer c to c+1, but this network has a single "
                              "correlation layer (C = 1)")
@@ -530,7 +418,6 @@ class ConvNet:
 
         return torch_bridge.to_torch(self)
 
-    # ------------------------------------------------------------------ misc
     def __repr__(self) -> str:
         lines = [f"ConvNet(input {self.in_maps} x {self.input_shape}, activation={self.activation!r}, "
                  f"output={self.output!r}, loss={self.loss_name!r}, bias={self.bias!r})"]
@@ -543,68 +430,16 @@ class ConvNet:
         return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------- kernels of the forward pass
-def gather_patches(partition: Partition, maps: np.ndarray) -> np.ndarray:
-    """All patches of all maps and samples, kernel-offset first: ``H[s, p, n, j]``.
-
-    ``maps`` is ``(M, N, D)``. Row ``s`` of the result is the rows
-    ``p*S + s`` of ``V maps`` (V's rows reordered offset-major, the
-    commutation ``K_{P,S}``), so each offset is one contiguous block. A
-    padded entry (index ``-1``) reads the zero row appended at the end.
-    """
-    idx = partition.indices.T
-    if partition._padded:
-        maps = np.concatenate((maps, np.zeros((1,) + maps.shape[1:])), axis=0)
-    return maps[idx]
-
-
-def correlate_patches(H: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """``z[p, n, d] = sum_{s, j} H[s, p, n, j] K[s, j, d]``: ``sum_j H_j^T w_j^(d)`` (47.1212).
-
-    One small GEMM per kernel offset ``s`` over a contiguous block; with a
-    single input map the blocks form the (transposed) im2col matrix and one
-    GEMM does it all (an outer product per offset is far slower).
-    """
-    S, P, N, D_in = H.shape
-    if D_in == 1:
-        return (H.reshape(S, P * N).T @ K[:, 0, :]).reshape(P, N, K.shape[2])
-    z = H[0].reshape(P * N, D_in) @ K[0]
-    for s in range(1, S):
-        z += H[s].reshape(P * N, D_in) @ K[s]
-    return z.reshape(P, N, K.shape[2])
-
-
 # ---------------------------------------------------------------------- helpers
+def _conv_where(message: str) -> str:
+    """Error messages of the built layers name the book's layer number: 'layer conv2' -> 'layer 2 (conv2)'."""
+    import re
+
+    return re.sub(r"layer conv(\d+)\w*", lambda m: f"layer {m.group(1)} (conv{m.group(1)})", message)
+
+
 def _check_range(value, upper: int, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     if not 1 <= value <= upper:
-        raise ValueError(f"{name} must be in [1, {upper}] (1-based, as in the seed), got {value}")
-
-
-def _connection_table(connections, maps: int, in_maps: int, where: str) -> np.ndarray:
-    if connections is None:
-        return np.ones((maps, in_maps), dtype=bool)
-    if isinstance(connections, np.ndarray) and connections.dtype == bool:
-        if connections.shape != (maps, in_maps):
-            raise ValueError(f"{where}: connections must have shape (D_c, D_c-1) = ({maps}, {in_maps}), "
-                             f"got {connections.shape}")
-        table = connections.copy()
-    else:
-        if isinstance(connections, (str, bytes)) or not isinstance(connections, (Sequence, np.ndarray)):
-            raise TypeError(f"{where}: connections must be a boolean array or a list of input-map lists")
-        if len(connections) != maps:
-            raise ValueError(f"{where}: connections needs one list per output map ({maps}), got {len(connections)}")
-        table = np.zeros((maps, in_maps), dtype=bool)
-        for d, inputs in enumerate(connections):
-            for j in inputs:
-                if isinstance(j, bool) or not isinstance(j, numbers.Integral):
-                    raise TypeError(f"{where}: connections[{d}] must list integer map indices, got {j!r}")
-                if not 0 <= j < in_maps:
-                    raise ValueError(f"{where}: connections[{d}] names input map {j}, but the layer has only "
-                                     f"{in_maps} input maps (0..{in_maps - 1})")
-                table[d, j] = True
-    empty = np.flatnonzero(~table.any(axis=1))
-    if empty.size:
-        raise ValueError(f"{where}: output map {int(empty[0])} has no input maps in its connection table")
-    return table
+        raise ValueError(f"{name} must be in [1, {upper}] (1-based, as in the book), got {value}")

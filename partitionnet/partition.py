@@ -73,10 +73,8 @@ class Partition:
         self.geometry = geometry
         self._padded = bool((indices < 0).any())
         self._V = None
-        self._VT = None
-        # Derived structures other modules build once per partition (e.g. the
-        # offset-major V^T of the fast engine); they depend on indices only.
-        self._cache: dict = {}
+        # The one cached transpose: V^T with V's rows in offset-major order (see gather).
+        self._VT_offset_major = None
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -222,9 +220,45 @@ class Partition:
         partition; ``g`` is (P*S,) or (P*S, N).
         """
         g = val.as_vector_or_columns(g, "g", self.P * self.S)
-        if self._VT is None:
-            self._VT = self.matrix().T.tocsr()
-        return np.asarray(self._VT @ g, dtype=g.dtype)
+        tail = g.shape[1:]
+        offset_major = np.swapaxes(g.reshape((self.P, self.S) + tail), 0, 1).reshape((self.S * self.P,) + tail)
+        return np.asarray(self._offset_major_adjoint() @ offset_major, dtype=g.dtype)
+
+    def gather(self, maps: np.ndarray) -> np.ndarray:
+        """All patches of a stack of maps, kernel offset first: ``H[s, p, n, j]``.
+
+        ``maps`` is ``(M, N, D)`` (entry, sample, map). Row ``s`` of the result
+        holds the rows ``p*S + s`` of ``V maps``: V's rows reordered
+        offset-major (the commutation matrix ``K_{P,S}``), so every kernel
+        offset is one contiguous block and a correlation becomes one small
+        GEMM per offset. ``H[:, :, n, j]`` is the book's ``H_n^(j)`` (47.1211).
+        A padded entry reads zero (47.1129).
+
+        >>> V = Partition.sliding_window(3, 2)
+        >>> V.gather(np.arange(3.0).reshape(3, 1, 1))[:, :, 0, 0].tolist()
+        [[0.0, 1.0], [1.0, 2.0]]
+        """
+        if self._padded:
+            maps = np.concatenate((maps, np.zeros((1,) + maps.shape[1:], dtype=maps.dtype)), axis=0)
+        return maps[self.indices.T]
+
+    def scatter_add(self, G: np.ndarray) -> np.ndarray:
+        """The adjoint of :meth:`gather`: ``V^T`` applied to offset-major patches.
+
+        ``G`` is ``(S, P, N, D)``; the result ``(M, N, D)`` adds every patch entry
+        back onto the map entry it was read from (padded entries are dropped).
+        """
+        S, P, N, D = G.shape
+        flat = G.reshape(S * P, N * D)
+        return np.asarray(self._offset_major_adjoint() @ flat).reshape(self.M, N, D)
+
+    def _offset_major_adjoint(self) -> sp.csr_array:
+        if self._VT_offset_major is None:
+            idx = self.indices.T.ravel()                     # row s*P + p reads entry idx
+            rows = np.flatnonzero(idx >= 0)
+            V = sp.csr_array((np.ones(rows.size), (rows, idx[rows])), shape=(idx.size, self.M))
+            self._VT_offset_major = V.T.tocsr()
+        return self._VT_offset_major
 
     def patches(self, h) -> np.ndarray:
         """``H = [h_1 ... h_P]``, shape (S, P), or (S, P, N) for sample columns (47.1157).

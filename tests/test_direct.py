@@ -1,4 +1,4 @@
-"""Direct convolution (DESIGN.md section 5, layer 3): the layers, their transposes and their
+"""Direct convolution (the third of the four checks): the layers, their transposes and their
 weight gradients written with scipy.signal agree with the partition-matrix network.
 
 * forward: z^(d) = sum_j correlate(t_j, w_j^(d), mode) - bias (47.1212);
@@ -12,28 +12,15 @@ import scipy.signal as signal
 
 from partitionnet import ConvLayer, ConvNet, Partition, direct, unvec
 from partitionnet import activations as act
-from partitionnet.backprop import fast, feedforward
 
 from _helpers import assert_rel, randomise
 
 
 def local_deltas(net, x, gamma):
-    """delta^(c) = dLoss/dz^(c) for every correlation layer, as ``[p, n, d]`` arrays, recomputed
-    from the forward trace (the fast engine's recursion, written out here so the test can see
-    every intermediate sensitivity)."""
+    """delta^(c) = dLoss/dz^(c) for every correlation layer, as ``[p, n, d]`` arrays (47.1245, 47.1262)."""
+    sens = net.sensitivities(x, gamma)
     net.forward(x)
-    tr = net.cache
-    gam = net.targets(gamma, x.shape[0], True)
-    delta_2 = feedforward.backward(net, tr, gam, {})
-    v = feedforward.first_layer_input_sensitivity(net, delta_2)
-    deltas = [None] * net.C
-    for st in reversed(net.conv):
-        c, N = st.index, x.shape[0]
-        dy = st.pooling.backward(v.reshape(st.P_out, -1), tr.g[c - 1])                 # (47.1245)
-        deltas[c - 1] = act.get(st.activation)[1](tr.z_conv[c - 1]) * dy.reshape(st.P, N, st.maps)
-        if c > 1:
-            v = fast.input_sensitivity(st.partition, deltas[c - 1], st.kernels(net.weights(c)))
-    return deltas
+    return [direct.from_maps(sens[f"conv{st.index}"]) for st in net.conv]
 
 
 def layer_input(net, x, c):
@@ -89,7 +76,7 @@ def test_input_sensitivity_is_full_convolution(ndim, padding):
     for st in net.conv:
         c = st.index
         delta = direct.to_maps(deltas[c - 1], st.partition.output_shape)
-        library = fast.input_sensitivity(st.partition, deltas[c - 1], st.kernels(net.weights(c)))   # V^T G
+        library, _ = st.layer.vjp(net.layer_parameters(f"conv{c}"), net.cache.H[c - 1], deltas[c - 1])  # V^T G
         library = direct.to_maps(library, st.partition.input_shape)
         assert_rel(direct.input_sensitivity(net, c, delta), library, f"conv{c} input sensitivity")
         # Written out: the 'full' convolution of delta with the kernel covers the padded input;

@@ -1,0 +1,454 @@
+"""Correlation layer: ``z^(d) = sum_j (H_j^T w_j^(d) - theta^(d)(j) 1)`` (47.1212).
+
+forward ....... V gathers every patch, offset-major; one GEMM per kernel offset (47.1211-47.1212)
+vjp ........... dW (47.1271), dTheta (47.1274), and the input sensitivity ``V^T G``
+                without forming any ``V^(d,d')`` (the sum of 47.1262)
+vjp_literal ... ``V^(d,d',c+1)`` per connected pair (47.1257-47.1258) and ``Delta_n`` (47.1270-47.1271)
+operator ...... the blocks ``V^(d,d')`` of (47.1257), in either algebra
+reference ..... direct summation over positions and kernel offsets (Eq. 8.12 of source 001)
+
+Parameters, in the book's shapes (47.1221-47.1224):
+
+* ``W`` is ``W_c`` (``S D_in x D``): column ``d`` is
+  ``W^(d) = col{w_1^(d), ..., w_{D_in}^(d)}``, each ``w`` the vec of a window;
+* ``Theta`` is ``Theta_c`` (``D_in x D``, one bias per input map, 47.1224b), or
+  ``1 x D`` with ``bias='tied'``. With ``'per_input'`` only the column sums
+  ``sum_j theta^(d)(j)`` enter ``z``: the individual biases are not
+  identifiable, and all of them receive the same gradient.
+
+A connection table (47.1213) leaves some (input, output) pairs unconnected;
+their weights and biases are structural zeros (:meth:`Correlation.structural_mask`).
+"""
+from __future__ import annotations
+
+import itertools
+import numbers
+from typing import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from .. import _validate as val
+from ..algebra import SCIPY
+from ..layout import kernel_to_torch
+from ..partition import Partition
+from .base import Layer, register
+
+BIAS_MODES = ("per_input", "tied")
+
+
+@register
+class Correlation(Layer):
+    """A correlation layer over a partition of its input maps (47.1205-47.1213).
+
+    Parameters
+    ----------
+    maps : int
+        ``D``, the number of output maps.
+    kernel, stride, padding, dilation
+        Geometry of a sliding-window partition of each input map
+        (:meth:`Partition.sliding_window`). Ignored when ``partition`` is given.
+    partition : Partition, optional
+        Any partition of the input maps, for example an unstructured one.
+    connections : optional
+        The connection table (47.1213): a boolean (or 0/1) array of shape
+        ``(D, D_in)``, ``connections[d, j]`` true when input map ``j`` feeds
+        output map ``d``; or a list holding, for every output map, the list of
+        its input maps (0-based). Default: every pair is connected.
+    bias : {'per_input', 'tied'}
+        One bias per (input, output) pair as in (47.1224b), or one per output map.
+    name : str, optional
+        The layer's name in a network (default ``conv<k>``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from partitionnet import Network, layers as L
+    >>> net = Network((5, 5), 2, [L.Correlation(3, kernel=3, padding="same")], rng=0)
+    >>> net.forward(np.ones((4, 2, 5, 5))).shape
+    (4, 3, 5, 5)
+    >>> net.parameter_shapes()
+    OrderedDict({'conv1.W': (18, 3), 'conv1.Theta': (2, 3)})
+    """
+
+    kind = "correlation"
+    prefix = "conv"
+    equations = "47.1205-47.1213, 47.1250-47.1258, 47.1265-47.1274"
+
+    def __init__(self, maps, *, kernel=None, stride=1, padding=0, dilation=1, partition=None,
+                 connections=None, bias="per_input", name=None):
+        self.maps = val.as_positive_int(maps, "maps")
+        if partition is not None and not isinstance(partition, Partition):
+            raise TypeError(f"partition must be a Partition, got {type(partition).__name__}")
+        if partition is None and kernel is None:
+            raise ValueError("Correlation needs either kernel=... (a sliding window) or partition=...")
+        if not isinstance(bias, str):
+            raise TypeError(f"bias must be a string, one of {BIAS_MODES}, got {type(bias).__name__}")
+        if bias not in BIAS_MODES:
+            raise ValueError(f"bias must be one of {BIAS_MODES}, got {bias!r}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a string, got {type(name).__name__}")
+        self.kernel, self.stride, self.padding, self.dilation = kernel, stride, padding, dilation
+        self.partition = partition
+        self.connections = connections
+        self.bias = bias
+        self.name = name
+
+    # ------------------------------------------------------------------ build
+    def _build(self) -> None:
+        where = f"layer {self.name or self.prefix}"
+        size = self.P_in
+        if self.partition is not None:
+            V = self.partition
+            if V.M != size:
+                raise ValueError(f"{where}: partition partitions a vector of size M={V.M}, but the layer "
+                                 f"receives maps of shape {self.in_shape} (size {size})")
+        else:
+            try:
+                V = Partition.sliding_window(self.in_shape, self.kernel, stride=self.stride,
+                                             padding=self.padding, dilation=self.dilation)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"{where}: {exc}") from None
+        self.V = V
+        self.table = connection_table(self.connections, self.maps, self.in_maps, where)
+        self.out_maps, self.out_shape, self.out_vector = self.maps, V.output_shape, False
+
+    @property
+    def S(self) -> int:
+        return self.V.S
+
+    # ------------------------------------------------------------------ parameters
+    def parameter_shapes(self) -> dict:
+        rows = self.in_maps if self.bias == "per_input" else 1
+        return {"W": (self.S * self.in_maps, self.maps), "Theta": (rows, self.maps)}
+
+    def structural_mask(self, parameter: str):
+        """Row ``j*S + s`` of column ``d`` of ``W`` (and ``Theta[j, d]``) exist iff map j feeds map d (47.1213)."""
+        if self.table.all():
+            return None
+        if parameter == "W":
+            return np.repeat(self.table.T, self.S, axis=0)
+        if parameter == "Theta" and self.bias == "per_input":
+            return self.table.T.copy()
+        return None
+
+    def init_parameters(self, rng: np.random.Generator) -> dict:
+        """Weights normal with variance 1/fan-in (per output map), biases 0."""
+        fan_in = self.S * self.table.sum(axis=1)
+        W = rng.standard_normal(self.parameter_shapes()["W"]) / np.sqrt(np.maximum(fan_in, 1))
+        return {"W": W, "Theta": np.zeros(self.parameter_shapes()["Theta"])}
+
+    def kernels(self, W: np.ndarray) -> np.ndarray:
+        """``W_c`` rearranged as ``K[s, j, d] = w_j^(d)(s)`` (kernel offset first)."""
+        return W.reshape(self.in_maps, self.S, self.maps).transpose(1, 0, 2)
+
+    def bias_sums(self, Theta: np.ndarray) -> np.ndarray:
+        """``sum_j theta^(d)(j)`` for every output map d: the constant of (47.1212)."""
+        if self.bias == "tied":
+            return Theta[0]
+        return (Theta * self.table.T).sum(axis=0)
+
+    # ------------------------------------------------------------------ forward (47.1212)
+    def forward(self, p, x):
+        """``x`` is ``(M, N, D_in)``; returns ``z`` as ``(P, N, D)`` and the patches ``H[s, p, n, j]``."""
+        H = self.V.gather(x)
+        z = correlate_patches(H, self.kernels(p["W"])) - self.bias_sums(p["Theta"])
+        return z, H
+
+    # ------------------------------------------------------------------ fast backward
+    def vjp(self, p, H, dz, *, need_input=True):
+        """Gradients (47.1271, 47.1274) and ``sum_d V^(j,d) delta^(d)`` as one ``V^T G`` (47.1262).
+
+        Since ``V^(j,d) = V^T diag(1 kron w_j^(d)) (I kron 1_S)``, the sum over
+        output maps equals ``V^T`` applied to ``G[s, p] = sum_d w_j^(d)(s) delta^(d)(p)``:
+        one small GEMM per kernel offset and one sparse scatter-add.
+        """
+        total = -dz.sum(axis=(0, 1))
+        rows = self.parameter_shapes()["Theta"][0]
+        grads = {"W": weight_gradient(H, dz), "Theta": np.broadcast_to(total, (rows, self.maps)).copy()}
+        if not need_input:
+            return None, grads
+        K = self.kernels(p["W"])
+        P, N, D = dz.shape
+        S, D_in = K.shape[:2]
+        flat = dz.reshape(P * N, D)
+        G = np.empty((S, P * N, D_in), dtype=np.result_type(dz, K))
+        for s in range(S):
+            np.matmul(flat, K[s].T, out=G[s])
+        return self.V.scatter_add(G.reshape(S, P, N, D_in)), grads
+
+    # ------------------------------------------------------------------ literal backward (the book's listing)
+    def vjp_literal(self, p, H, dz, *, need_input=True):
+        """The listing of (47.1275): ``V^(j,d)`` per connected pair (47.1257-47.1258), ``Delta_n`` (47.1270).
+
+        ``dW = sum_n (1^T kron H_n) Delta_n`` (47.1271) and
+        ``dTheta = -sum_n (1^T kron 1 1^T) Delta_n`` (47.1274), one sample at a
+        time as the listing does. The Kronecker factor is applied by the
+        mixed-product rule ``1^T kron A = A (1^T kron I_P)``, so the dense
+        ``D``-fold copy of ``H_n`` is never formed.
+        """
+        P, N, D = dz.shape
+        S = self.S
+        spread = sp.kron(np.ones((1, D)), sp.eye_array(P, format="csr"), format="csr")
+        rows = self.parameter_shapes()["Theta"][0]
+        dW = np.zeros((self.in_maps * S, D))
+        dTheta = np.zeros((rows, D))
+        ones_bias = np.ones((rows, P))
+        for n in range(N):
+            Delta = block_diagonal(dz[:, n, :])                                      # (47.1270)
+            H_n = H[:, :, n, :].transpose(2, 0, 1).reshape(self.in_maps * S, P)     # H_{n,c-1} (47.1225)
+            gathered = (spread @ Delta).toarray()                                   # (1^T kron I_P) Delta_n
+            dW += H_n @ gathered                                                    # (47.1271)
+            dTheta -= ones_bias @ gathered                                          # (47.1274)
+        grads = {"W": dW, "Theta": dTheta}
+        if not need_input:
+            return None, grads
+        W = p["W"]
+        dx = np.zeros((self.V.M, N, self.in_maps))
+        for j, d in zip(*np.nonzero(self.table.T)):
+            op = backprop_operator(self.V, W[j * S:(j + 1) * S, d])                  # (47.1257)
+            dx[:, :, j] += op @ dz[:, :, d]                                          # (47.1258)
+        return dx, grads
+
+    # ------------------------------------------------------------------ explicit operator
+    def operator(self, p, x=None, *, algebra=SCIPY):
+        """``J^T``: block ``(j, d)`` is ``V^(j,d)`` of (47.1257), zero for unconnected pairs."""
+        W, S, M, P = p["W"], self.S, self.V.M, self.V.P
+        blocks = [[backprop_operator(self.V, W[j * S:(j + 1) * S, d], algebra) if self.table[d, j]
+                   else algebra.zeros(M, P) for d in range(self.maps)] for j in range(self.in_maps)]
+        return algebra.block(blocks)
+
+    # ------------------------------------------------------------------ reference
+    @staticmethod
+    def reference(config, p, x):
+        """Direct summation (Eq. 8.12 of source 001): ``z^(d)(o) = sum_j sum_k w_j^(d)(k) x_j(o*stride - pad + k*dil)``.
+
+        Works on one sample ``(D_in, *in_shape)`` of numbers or SymPy symbols;
+        reads only the description (geometry or index lists), never V.
+        """
+        x = np.asarray(x)
+        D_in, in_shape = x.shape[0], x.shape[1:]
+        flat = [np.reshape(x[j], -1, order="F") for j in range(D_in)]
+        windows, out_shape = _reference_windows(config, in_shape)
+        W, Theta = np.asarray(p["W"]), np.asarray(p["Theta"])
+        D = W.shape[1]
+        S = W.shape[0] // D_in
+        table = np.asarray(connection_table(config.get("connections"), D, D_in, "reference"))
+        z = np.empty((D, len(windows)), dtype=np.result_type(x, W) if x.dtype != object else object)
+        for d in range(D):
+            theta = Theta[0, d] if Theta.shape[0] == 1 else sum(Theta[j, d] for j in range(D_in) if table[d, j])
+            for q, window in enumerate(windows):
+                acc = 0
+                for j in range(D_in):
+                    if not table[d, j]:
+                        continue
+                    for s, m in enumerate(window):
+                        if m is not None:
+                            acc = acc + W[j * S + s, d] * flat[j][m]
+                z[d, q] = acc - theta
+        return np.stack([np.reshape(z[d], out_shape, order="F") for d in range(D)])
+
+    # ------------------------------------------------------------------ description
+    def config(self) -> dict:
+        out = {"kind": self.kind, "maps": self.maps}
+        if self.partition is not None and self.partition.geometry is None:
+            out["partition"] = {"indices": self.partition.index_lists(), "size": self.partition.M}
+        elif self.partition is not None:
+            g = self.partition.geometry
+            out.update(kernel=list(g["kernel"]), stride=list(g["stride"]), padding=list(g["padding"]),
+                       dilation=list(g["dilation"]))
+        else:
+            out.update(kernel=_jsonable(self.kernel), stride=_jsonable(self.stride),
+                       padding=_jsonable(self.padding), dilation=_jsonable(self.dilation))
+        if self.connections is not None:
+            table = self.table if hasattr(self, "table") else connection_table(
+                self.connections, self.maps, None, "config")
+            out["connections"] = np.asarray(table, dtype=bool).tolist()
+        out["bias"] = self.bias
+        return out
+
+    @classmethod
+    def from_config(cls, config):
+        options = {k: v for k, v in config.items() if k != "kind"}
+        if "partition" in options:
+            d = options.pop("partition")
+            options["partition"] = Partition.from_indices(
+                [[-1 if i is None else i for i in row] for row in d["indices"]], d["size"])
+        if "connections" in options and options["connections"] is not None:
+            options["connections"] = np.asarray(options["connections"], dtype=bool)
+        for key in ("kernel", "stride", "padding", "dilation"):
+            if isinstance(options.get(key), list):
+                options[key] = tuple(options[key])
+        return cls(**options)
+
+    def to_torch(self, p):
+        """``torch.nn.ConvNd`` with weight ``W_c`` in torch's layout and bias ``-sum_j theta(j)``.
+
+        Unconnected pairs (47.1213) are zero weights; only sliding-window
+        partitions have a twin.
+        """
+        import torch
+
+        g = self.V.geometry
+        if g is None:
+            raise ValueError(f"layer {self.name}: an unstructured partition has no PyTorch convolution")
+        n = len(self.in_shape)
+        conv = {1: torch.nn.Conv1d, 2: torch.nn.Conv2d, 3: torch.nn.Conv3d}[n](
+            self.in_maps, self.maps, self.V.kernel_shape, stride=g["stride"], padding=g["padding"],
+            dilation=g["dilation"], bias=True, dtype=torch.float64)
+        with torch.no_grad():
+            conv.weight.copy_(torch.from_numpy(kernel_to_torch(p["W"], self.in_maps, self.maps, self.V.kernel_shape)))
+            conv.bias.copy_(torch.from_numpy(-self.bias_sums(p["Theta"])))
+        return conv
+
+
+# ---------------------------------------------------------------------- the operator of (47.1257), written once
+def backprop_operator(partition: Partition, w, algebra=SCIPY):
+    """``V^(d,d') = (V^T o (1_{P'} 1_P^T kron w^T)) (I_P kron 1_S)`` (47.1257).
+
+    ``partition`` is the V of the layer's input (``P S x P'``, the book's
+    ``V_c``) and ``w`` the mask ``w_d^(d')`` (``S`` entries). The result is
+    ``P' x P``: it carries the sensitivity of output map ``d'`` back onto
+    input map ``d`` (47.1258). With :data:`~partitionnet.algebra.SCIPY` it is a
+    ``csr_array`` (the Hadamard product is a column scaling of ``V^T``'s
+    nonzeros); with :data:`~partitionnet.algebra.SYMPY` the same steps run
+    exactly.
+
+    >>> import numpy as np
+    >>> V = Partition.sliding_window(4, 2)
+    >>> backprop_operator(V, np.array([1.0, 10.0])).toarray()
+    array([[ 1.,  0.,  0.],
+           [10.,  1.,  0.],
+           [ 0., 10.,  1.],
+           [ 0.,  0., 10.]])
+    """
+    xp = algebra
+    VT = xp.T(xp.partition(partition))                                          # V_c^T, P' x P S
+    masked = xp.hadamard_ones_kron(VT, partition.M, partition.P, list(np.asarray(w).reshape(-1)))
+    return xp.matmul(masked, xp.kron(xp.eye(partition.P), xp.ones(partition.S, 1)))   # ... (I_P kron 1_S)
+
+
+def correlate_patches(H: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """``z[p, n, d] = sum_{s, j} H[s, p, n, j] K[s, j, d]``: ``sum_j H_j^T w_j^(d)`` (47.1212).
+
+    One small GEMM per kernel offset over a contiguous block; with a single
+    input map the blocks form the (transposed) im2col matrix and one GEMM does
+    it all.
+    """
+    S, P, N, D_in = H.shape
+    if D_in == 1:
+        return (H.reshape(S, P * N).T @ K[:, 0, :]).reshape(P, N, K.shape[2])
+    z = H[0].reshape(P * N, D_in) @ K[0]
+    for s in range(1, S):
+        z += H[s].reshape(P * N, D_in) @ K[s]
+    return z.reshape(P, N, K.shape[2])
+
+
+def weight_gradient(H: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """``dW_c`` of (47.1271) by batched GEMMs: ``dK[s, j, d] = sum_{p,n} H[s,p,n,j] delta[p,n,d]``, as W_c's rows."""
+    S, P, N, D_in = H.shape
+    D = delta.shape[2]
+    flat = delta.reshape(P * N, D)
+    if D_in == 1:
+        return H.reshape(S, P * N) @ flat
+    dK = np.stack([H[s].reshape(P * N, D_in).T @ flat for s in range(S)])
+    return dK.transpose(1, 0, 2).reshape(D_in * S, D)
+
+
+def block_diagonal(columns: np.ndarray) -> sp.csr_array:
+    """``Delta = diag{delta^(1), ..., delta^(D)}`` (47.1270): column d holds ``delta^(d)`` in row block d.
+
+    ``columns`` is ``(P, D)``.
+    """
+    P, D = columns.shape
+    return sp.csr_array((columns.T.reshape(-1), np.repeat(np.arange(D), P), np.arange(D * P + 1)),
+                        shape=(D * P, D))
+
+
+# ---------------------------------------------------------------------- connection tables (47.1213)
+def connection_table(connections, maps: int, in_maps, where: str) -> np.ndarray:
+    """The ``(D, D_in)`` boolean table of (47.1213) from any accepted form.
+
+    A numpy array is a table (boolean, or numbers that are all 0 or 1); a
+    list of lists names, for every output map, its input maps (0-based).
+    An integer array is never read as index lists.
+    """
+    if connections is None:
+        return np.ones((maps, in_maps), dtype=bool)
+    if isinstance(connections, np.ndarray):
+        if connections.dtype != bool:
+            if connections.dtype.kind not in "iuf" or not np.isin(connections, (0, 1)).all():
+                raise ValueError(f"{where}: a connections array is a table of 0/1 (or booleans) of shape "
+                                 f"(D, D_in); got dtype {connections.dtype} with other values. To list input "
+                                 "maps per output map, pass a list of lists")
+        table = connections.astype(bool)
+        expected = (maps, in_maps if in_maps is not None else table.shape[1])
+        if table.ndim != 2 or table.shape != expected:
+            raise ValueError(f"{where}: connections must have shape (D, D_in) = {expected}, got {connections.shape}")
+    else:
+        if in_maps is None:
+            in_maps = 1 + max((int(j) for inputs in connections for j in inputs), default=0)
+        if isinstance(connections, (str, bytes)) or not isinstance(connections, Sequence):
+            raise TypeError(f"{where}: connections must be a boolean array or a list of input-map lists, "
+                            f"got {type(connections).__name__}")
+        if len(connections) != maps:
+            raise ValueError(f"{where}: connections needs one list per output map ({maps}), got {len(connections)}")
+        table = np.zeros((maps, in_maps), dtype=bool)
+        for d, inputs in enumerate(connections):
+            if isinstance(inputs, (str, bytes)) or not isinstance(inputs, (Sequence, np.ndarray)):
+                raise TypeError(f"{where}: connections[{d}] must be a list of input-map indices, got {inputs!r}")
+            for j in inputs:
+                if isinstance(j, bool) or not isinstance(j, numbers.Integral):
+                    raise TypeError(f"{where}: connections[{d}] must list integer map indices, got {j!r}")
+                if not 0 <= j < in_maps:
+                    raise ValueError(f"{where}: connections[{d}] names input map {j}, but the layer has only "
+                                     f"{in_maps} input maps (0..{in_maps - 1})")
+                table[d, j] = True
+    empty = np.flatnonzero(~table.any(axis=1))
+    if empty.size:
+        raise ValueError(f"{where}: output map {int(empty[0])} has no input maps in its connection table")
+    return table
+
+
+# ---------------------------------------------------------------------- reference geometry (no V)
+def _reference_windows(config, in_shape):
+    """For every output position (column-stacked), the input entries its window reads, by direct summation."""
+    if "partition" in config:
+        lists = config["partition"]["indices"]
+        return [[None if (i is None or i < 0) else int(i) for i in row] for row in lists], (len(lists),)
+    nd = len(in_shape)
+    per_axis = lambda v: tuple(int(a) for a in v) if isinstance(v, (list, tuple)) else (int(v),) * nd  # noqa: E731
+    kernel, stride, dilation = per_axis(config["kernel"]), per_axis(config.get("stride", 1)), \
+        per_axis(config.get("dilation", 1))
+    padding = config.get("padding", 0)
+    if isinstance(padding, str):
+        extent = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        padding = {"valid": [0] * nd, "full": extent, "same": [e // 2 for e in extent]}[padding]
+    padding = per_axis(padding)
+    out_shape = tuple((n + 2 * pad - dil * (k - 1) - 1) // s + 1
+                      for n, k, s, pad, dil in zip(in_shape, kernel, stride, padding, dilation))
+    strides_f = np.cumprod((1,) + tuple(in_shape[:-1]))               # column-stacked flat index
+    windows = []
+    for o in _column_major(out_shape):
+        window = []
+        for k in _column_major(kernel):
+            pos = [oi * s - pad + ki * dil for oi, ki, s, pad, dil in zip(o, k, stride, padding, dilation)]
+            inside = all(0 <= q < n for q, n in zip(pos, in_shape))
+            window.append(int(np.dot(pos, strides_f)) if inside else None)
+        windows.append(window)
+    return windows, out_shape
+
+
+def _column_major(shape):
+    for rev in itertools.product(*(range(n) for n in reversed(shape))):
+        yield tuple(reversed(rev))
+
+
+def _jsonable(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
