@@ -65,7 +65,7 @@ class _Scipy(Algebra):
         return sp.csr_array((values.astype(dtype, copy=False), (np.asarray(rows), np.asarray(cols))), shape=shape)
 
     def dense(self, a):
-        return np.atleast_2d(np.asarray(a))
+        return sp.csr_array(np.atleast_2d(np.asarray(a, dtype=np.float64)))
 
     def T(self, A):
         return A.T.tocsr() if sp.issparse(A) else np.asarray(A).T

@@ -58,6 +58,8 @@ except ImportError:  # pragma: no cover - exercised only without torch
 
 __all__ = ["to_torch", "parameters_from_torch", "gradients_from_torch", "torch_loss"]
 
+from .layout import kernel_from_torch, kernel_to_torch
+
 _INSTALL_HINT = ("PyTorch is an optional dependency of partitionnet; install it with "
                  "`pip install partitionnet[torch]` (or `pip install torch`)")
 
@@ -68,24 +70,8 @@ def _require_torch() -> None:
 
 
 # ---------------------------------------------------------------------------- layout helpers
-def _kernel_to_torch(W: np.ndarray, D_in: int, D: int, kernel_shape: tuple) -> np.ndarray:
-    """``W_c`` (S*D_in x D) -> torch weight (D, D_in, *kernel).
-
-    Row ``j*S + s`` of column ``d`` is entry ``s`` of the column-stacked
-    window; a C-order reshape to the *reversed* kernel shape followed by
-    reversing those axes undoes the column stacking.
-    """
-    n = len(kernel_shape)
-    w = W.T.reshape((D, D_in) + tuple(reversed(kernel_shape)))
-    return np.ascontiguousarray(w.transpose((0, 1) + tuple(range(n + 1, 1, -1))))
-
-
-def _kernel_from_torch(weight: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`_kernel_to_torch`: torch weight (D, D_in, *k) -> ``W_c``."""
-    D, D_in = weight.shape[:2]
-    n = weight.ndim - 2
-    w = weight.transpose((0, 1) + tuple(range(n + 1, 1, -1)))
-    return np.ascontiguousarray(w.reshape(D, -1).T)
+_kernel_to_torch = kernel_to_torch
+_kernel_from_torch = kernel_from_torch
 
 
 def _fortran_to_c_index(flat_f: np.ndarray, shape: tuple) -> np.ndarray:
@@ -227,10 +213,14 @@ def _check_exportable(net) -> None:
                 "pooling (ConvLayer(window=...) or Pooling.windows) can be exported.")
 
 
-def _pooling_module(pool):
+def pooling_module(pool):
     """The torch module for a window pooling (see the module docstring); ``None`` for no pooling."""
+    _require_torch()
     if pool.is_identity:
         return None
+    if pool.window is None:
+        raise NotImplementedError(f"pooling over explicit regions ({pool.P_out} regions of a map of {pool.P}) has "
+                                  "no PyTorch module: torch pools windows that tile the map")
     window, n = pool.window, len(pool.window)
     kind = pool.kind
     if kind == "max":
@@ -242,11 +232,17 @@ def _pooling_module(pool):
     if kind == "correlation":
         return MaskedSumPool(window, torch.from_numpy(_unvec(pool.mask, pool.input_shape).copy()))
     if kind == "subsample":
-        keep = pool.order[pool._starts + pool.retain]                    # column-stacked entries of y
+        keep = np.array([r[k] for r, k in zip(pool.regions, pool.retain)])   # column-stacked entries of y
         index = _fortran_to_c_index(keep, pool.input_shape)             # region p' is column-stacked too
         index = _unvec(index, pool.output_shape).ravel()                # row-major over the output map
         return RetainPool(torch.from_numpy(index.astype(np.int64)), pool.output_shape)
     raise ValueError(f"pooling kind {kind!r} has no PyTorch export")  # pragma: no cover
+
+
+def column_stack_flatten():
+    """The torch module flattening ``(N, D, *map)`` to ``col{t^(1), ..., t^(D)}`` per sample (47.1215)."""
+    _require_torch()
+    return ColumnStackFlatten()
 
 
 def to_torch(net):
@@ -269,7 +265,7 @@ def to_torch(net):
     """
     _require_torch()
     _check_exportable(net)
-    params = net._params
+    params = net.parameters()
     layers: "OrderedDict[str, nn.Module]" = OrderedDict()
     shape = net.input_shape
     for st in net.conv:
@@ -293,7 +289,7 @@ def to_torch(net):
         layers[f"conv{c}_act"] = _ACTIVATION[st.activation]()
         if tuple(pool.input_shape) != tuple(part.output_shape):
             layers[f"conv{c}_pool_reshape"] = ColumnStackReshape(pool.input_shape)
-        pm = _pooling_module(pool)
+        pm = pooling_module(pool)
         if pm is not None:
             layers[f"conv{c}_pool"] = pm
         shape = pool.output_shape
@@ -340,7 +336,7 @@ def _split_bias(net, st, torch_bias: np.ndarray) -> np.ndarray:
     the current sums is shared equally by the connected inputs (the
     minimum-norm change), so an untouched module maps back exactly.
     """
-    Theta = net._params[f"conv{st.index}.Theta"]
+    Theta = net.layer_parameters(f"conv{st.index}")["Theta"]
     if net.bias == "tied":
         return -torch_bias[None, :].copy()
     conn = st.connections.T.astype(np.float64)                      # (D_in, D)
@@ -370,7 +366,7 @@ def parameters_from_torch(net, module) -> "OrderedDict[str, np.ndarray]":
         shape = (net.dense_sizes[l], net.dense_sizes[l - 1])
         out[f"dense{l}.W"] = _numpy(lin.weight, f"dense{l}.weight", shape)
         out[f"dense{l}.theta"] = -_numpy(lin.bias, f"dense{l}.bias", shape[:1])
-    return OrderedDict((k, out[k]) for k in net._params)
+    return OrderedDict((k, out[k]) for k in net.parameter_shapes())
 
 
 def gradients_from_torch(net, module) -> "OrderedDict[str, np.ndarray]":
@@ -397,7 +393,7 @@ def gradients_from_torch(net, module) -> "OrderedDict[str, np.ndarray]":
         shape = (net.dense_sizes[l], net.dense_sizes[l - 1])
         out[f"dense{l}.W"] = _numpy(lin.weight.grad, f"dense{l}.weight.grad", shape)
         out[f"dense{l}.theta"] = -_numpy(lin.bias.grad, f"dense{l}.bias.grad", shape[:1])
-    return OrderedDict((k, out[k]) for k in net._params)
+    return OrderedDict((k, out[k]) for k in net.parameter_shapes())
 
 
 def torch_loss(net, output, gamma):

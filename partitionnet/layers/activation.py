@@ -32,6 +32,10 @@ class Activation(Layer):
         self.f, self.f_prime = act.get(function, "function")
         self.function, self.name = function, name
 
+    @classmethod
+    def examples(cls):
+        return [(cls(name), 2, (3, 2)) for name in ("tanh", "relu", "sigmoid", "identity")]
+
     def forward(self, p, x):
         return self.f(x), x
 

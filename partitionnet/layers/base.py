@@ -160,6 +160,11 @@ class Layer:
     def to_torch(self, p: dict):
         raise NotImplementedError(f"{type(self).__name__} has no PyTorch twin")
 
+    @classmethod
+    def examples(cls) -> list:
+        """Small ``(layer, in_maps, in_shape)`` cases that the layer contract runs; every kind lists some."""
+        raise NotImplementedError(f"{cls.__name__} lists no examples for the layer contract")
+
     # ------------------------------------------------------------------ helpers for kinds
     def _describe_sizes(self) -> str:
         if not self.built:

@@ -94,6 +94,16 @@ class Correlation(Layer):
         self.bias = bias
         self.name = name
 
+    linear = True
+
+    @classmethod
+    def examples(cls):
+        """Small cases for the layer contract: ``(layer, in_maps, in_shape)``."""
+        return [(cls(2, kernel=2), 2, (3, 3)),
+                (cls(2, kernel=3, stride=2, padding=1, bias="tied"), 1, (5, 4)),
+                (cls(2, kernel=2, dilation=2, padding="full", connections=[[0], [0, 1]]), 2, (4,)),
+                (cls(2, partition=Partition.from_indices([[0, 2], [1, 0], [3, 3]], 4)), 1, (4,))]
+
     # ------------------------------------------------------------------ build
     def _build(self) -> None:
         where = f"layer {self.name or self.prefix}"
@@ -233,7 +243,8 @@ class Correlation(Layer):
         W, Theta = np.asarray(p["W"]), np.asarray(p["Theta"])
         D = W.shape[1]
         S = W.shape[0] // D_in
-        table = np.asarray(connection_table(config.get("connections"), D, D_in, "reference"))
+        given = config.get("connections")
+        table = np.ones((D, D_in), dtype=bool) if given is None else np.asarray(given, dtype=bool)
         z = np.empty((D, len(windows)), dtype=np.result_type(x, W) if x.dtype != object else object)
         for d in range(D):
             theta = Theta[0, d] if Theta.shape[0] == 1 else sum(Theta[j, d] for j in range(D_in) if table[d, j])
@@ -272,8 +283,8 @@ class Correlation(Layer):
         options = {k: v for k, v in config.items() if k != "kind"}
         if "partition" in options:
             d = options.pop("partition")
-            options["partition"] = Partition.from_indices(
-                [[-1 if i is None else i for i in row] for row in d["indices"]], d["size"])
+            options["partition"] = Partition(
+                np.array([[-1 if i is None else i for i in row] for row in d["indices"]], dtype=np.int64), d["size"])
         if "connections" in options and options["connections"] is not None:
             options["connections"] = np.asarray(options["connections"], dtype=bool)
         for key in ("kernel", "stride", "padding", "dilation"):
@@ -291,7 +302,8 @@ class Correlation(Layer):
 
         g = self.V.geometry
         if g is None:
-            raise ValueError(f"layer {self.name}: an unstructured partition has no PyTorch convolution")
+            raise NotImplementedError(f"layer {self.name or self.prefix}: an unstructured partition (index lists, "
+                                      "not a sliding window) has no PyTorch convolution")
         n = len(self.in_shape)
         conv = {1: torch.nn.Conv1d, 2: torch.nn.Conv2d, 3: torch.nn.Conv3d}[n](
             self.in_maps, self.maps, self.V.kernel_shape, stride=g["stride"], padding=g["padding"],

@@ -36,6 +36,12 @@ class Dense(Layer):
         self.n = val.as_positive_int(n, "n")
         self.name = name
 
+    linear = True
+
+    @classmethod
+    def examples(cls):
+        return [(cls(3), 1, (4,)), (cls(1), 1, (2,))]
+
     def _build(self) -> None:
         if self.in_maps != 1 or len(self.in_shape) != 1:
             raise ValueError(f"layer {self.name or self.prefix}: Dense takes one vector per sample, but receives "

@@ -31,6 +31,12 @@ class Flatten(Layer):
     def __init__(self, *, name=None):
         self.name = name
 
+    linear = True
+
+    @classmethod
+    def examples(cls):
+        return [(cls(), 2, (3, 2)), (cls(), 3, (2,))]
+
     def _build(self) -> None:
         self.out_maps, self.out_shape, self.out_vector = 1, (self.in_maps * self.P_in,), True
 

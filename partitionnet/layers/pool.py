@@ -60,6 +60,19 @@ class Pool(Layer):
         self.pool_kind = pooling.kind if pooling is not None else kind
         self.window, self.pooling, self.options, self.name = window, pooling, dict(options), name
 
+    @classmethod
+    def examples(cls):
+        """Small cases for the layer contract: every kind, ``(layer, in_maps, in_shape)``."""
+        return [(cls("max", 2), 2, (4, 4)), (cls("mean", (2, 1)), 1, (4, 3)), (cls("l2", 2), 1, (4,)),
+                (cls("lp", 3, p=3.0), 1, (6,)), (cls("correlation", 2, mask=[0.5, -1.0, 2.0, 1.5]), 1, (4,)),
+                (cls("subsample", 2, retain=[1, 0]), 2, (4,)),
+                (cls("max", pooling=Pooling.from_regions([[0, 3], [1, 2, 4]], 5)), 1, (5,))]
+
+    @property
+    def linear(self) -> bool:
+        """Mean, mask-weighted and subsampling pooling are linear maps; the others are not."""
+        return self.pool_kind in ("mean", "correlation", "subsample")
+
     def _build(self) -> None:
         where = f"layer {self.name or self.prefix}"
         if self.pooling is not None:
@@ -107,7 +120,10 @@ class Pool(Layer):
         vectors are the closed forms of Table 47.14 (exact at rational ``x``).
         """
         if x is None:
-            raise ValueError("Pool.operator needs the input x (one sample, (P, D)): pooling is nonlinear")
+            if not self.linear:
+                raise ValueError(f"Pool.operator needs the input x (one sample, (P, D)): {self.pool_kind} pooling "
+                                 "is nonlinear")
+            x = np.ones((self.P_in, self.in_maps))            # a linear pooling's g does not depend on x
         T = self.T
         owner = np.repeat(np.arange(T.P_out), T.sizes)                 # region of each row of col{g_p'}
         blocks = []
@@ -185,6 +201,10 @@ def _pool_values(kind, vals, region, q, config):
     if kind == "mean":
         return sum(vals) / len(vals) if not hasattr(vals[0], "free_symbols") else sum(vals) / len(vals)
     if kind == "max":
+        if hasattr(vals[0], "free_symbols"):
+            import sympy
+
+            return sympy.Max(*vals)
         best = vals[0]
         for v in vals[1:]:
             best = v if v > best else best

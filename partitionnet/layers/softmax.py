@@ -34,6 +34,10 @@ class Softmax(Layer):
     def __init__(self, *, name=None):
         self.name = name
 
+    @classmethod
+    def examples(cls):
+        return [(cls(), 1, (4,)), (cls(), 2, (3,))]
+
     def forward(self, p, x):
         e = np.exp(x - x.max(axis=(0, 2), keepdims=True))
         y = e / e.sum(axis=(0, 2), keepdims=True)
@@ -72,4 +76,4 @@ class Softmax(Layer):
 
         if self.in_vector or (self.in_maps == 1 and len(self.in_shape) == 1):
             return torch.nn.Softmax(dim=-1)
-        raise ValueError("a Softmax over several maps has no single PyTorch module; flatten first")
+        raise NotImplementedError("a Softmax over several maps has no single PyTorch module; flatten first")
