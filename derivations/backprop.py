@@ -27,6 +27,8 @@ import sympy
 
 import partitionnet as pn
 from partitionnet import symbolic as _sym
+from partitionnet.algebra import SYMPY
+from partitionnet.layers.correlation import backprop_operator
 
 from . import _direct
 from ._check import Check, Claim, allclose, module_main, print_latex, same_matrix
@@ -163,19 +165,24 @@ def check_book_operator() -> bool:
     Vc = part.to_sympy()
     membership = _sym.kron(_sym.eye(4), _sym.ones(1, 2)) * Vc                          # (47.1254)
     skeleton = Vc.T * _sym.kron(_sym.eye(4), _sym.ones(2, 1))                          # (47.1255)
-    operator = _sym.backprop_operator(Vc, sympy.Matrix([W1_, W2_]), 6, 4)               # (47.1256)
+    operator = shipped_operator(part, sympy.Matrix([W1_, W2_]))                       # (47.1256)
     return (Vc == sympy.Matrix(BOOK_VC) and list(Vc * sympy.Matrix(range(1, 7))) == [1, 3, 4, 2, 5, 1, 6, 2]
             and membership == sympy.Matrix(BOOK_1254) and skeleton == membership.T
             and same_matrix(operator, BOOK_OPERATOR))
 
 
+def shipped_operator(part, w) -> sympy.SparseMatrix:
+    """The library's own (47.1257), ``partitionnet.layers.correlation.backprop_operator``, in the SymPy algebra."""
+    return backprop_operator(part, list(w), SYMPY)
+
+
 def operator_matches_jacobian(pair: LayerPair, build: Callable) -> bool:
-    """build(V_c, w, P'_c, P_{c+1}) = (∂z/∂t)^T and b = build(..) δ = Σ_i δ(i) ∂z(i)/∂t (47.1250, 47.1258)."""
+    """build(V_c, w) = (∂z/∂t)^T and b = build(..) δ = Σ_i δ(i) ∂z(i)/∂t (47.1250, 47.1258)."""
     P_out, P_next, S = pair.pool.P_out, pair.part.P, pair.part.S
     t, w, delta = _sym.col("t", P_out), _sym.col("w", S), _sym.col("delta", P_next)
     z = pair.correlate(t, w)
     jacobian_T = sympy.Matrix(P_out, P_next, lambda p, i: sympy.diff(z[i], t[p]))
-    V = build(pair.part.to_sympy(), w, P_out, P_next)
+    V = build(pair.part, w)
     b = sympy.Matrix([sum(delta[i] * sympy.diff(z[i], t[p]) for i in range(P_next)) for p in range(P_out)])
     return same_matrix(V, jacobian_T) and same_matrix(V * delta, b)
 
@@ -203,7 +210,7 @@ def check_earlier_layer(build: Callable) -> tuple[bool, str]:
         T = _sym.permutation(pool)
         for d in range(2):
             closed = sum((fprime(z[d]).multiply_elementwise(
-                T.T * _sym.upv(pool, build(part.to_sympy(), w[d, e], pool.P_out, part.P) * delta[e], g[d]))
+                T.T * _sym.upv(pool, build(part, w[d, e]) * delta[e], g[d]))
                 for e in range(2)), sympy.zeros(pool.P, 1))
             if not same_matrix(gradient(L, z[d]), closed):
                 return False, f"{pair.label}, d = {d + 1}"
@@ -211,13 +218,6 @@ def check_earlier_layer(build: Callable) -> tuple[bool, str]:
 
 
 # ---------------------------------------------------------------------- numeric
-def numeric_backprop_operator(Vc, w, P_out: int, P_next: int) -> sps.csr_array:
-    """(47.1257) with scipy.sparse: (V_c^T ∘ (1 1^T ⊗ w^T)) (I ⊗ 1_S)."""
-    S = w.size
-    mask = sps.kron(np.ones((P_out, P_next)), w.reshape(1, S), format="csr")
-    return sps.csr_array(sps.csr_array(Vc.T).multiply(mask) @ sps.kron(sps.eye(P_next), np.ones((S, 1))))
-
-
 def check_operator_numeric() -> tuple[bool, str]:
     """Numeric at larger sizes: (47.1257) equals the transposed Jacobian of direct correlation (one unit
     vector at a time), and for unit stride V δ is the 'full'/'same' convolution of δ with the kernel (Eq. 8.45)."""
@@ -227,7 +227,7 @@ def check_operator_numeric() -> tuple[bool, str]:
     for shape, kernel, stride, padding, dilation, mode in cases:
         part = pn.Partition.sliding_window(shape, kernel, stride=stride, padding=padding, dilation=dilation)
         W = rng.standard_normal(kernel)
-        V = numeric_backprop_operator(part.matrix(), pn.vec(W), part.M, part.P)
+        V = backprop_operator(part, pn.vec(W))                               # the library's (47.1257)
         columns = [pn.vec(_direct.correlate(pn.unvec(e, shape), W, stride=stride, padding=padding,
                                             dilation=dilation)) for e in np.eye(part.M)]
         if not allclose(V.toarray(), np.array(columns)):
@@ -248,21 +248,21 @@ CLAIMS = [
           check_book_upsampling, BOOK_P_OF_J),
     Claim("47.1251–47.1256", "book example of V_c and V^(d,d',c+1)", "symbolic", check_book_operator),
     Claim("47.1250, 47.1257–47.1258", "V^(d,d',c+1) = (∂z^(d',c+1)/∂t^(d,c))^T, b = V δ", "symbolic",
-          check_backprop_operator, _sym.backprop_operator),
+          check_backprop_operator, shipped_operator),
     Claim("47.1257", "Kronecker operator = dense Jacobian^T = full convolution", "numeric",
           check_operator_numeric),
     Claim("47.1246–47.1262", "δ^(d,c) = Σ_d' f'(z) ⊙ permute#(upv(V^(d,d',c+1) δ^(d',c+1)))", "symbolic",
-          check_earlier_layer, _sym.backprop_operator),
+          check_earlier_layer, shipped_operator),
 ]
 
 
 def run(*, latex: bool = False) -> list[Check]:
     if latex:
-        print_latex("V^(d,d',c+1) of the example (47.1256)", _sym.backprop_operator(
-            pn.Partition.from_indices(BOOK_V_LISTS, 6, one_based=True).to_sympy(), sympy.Matrix([W1_, W2_]), 6, 4))
+        print_latex("V^(d,d',c+1) of the example (47.1256)", shipped_operator(
+            pn.Partition.from_indices(BOOK_V_LISTS, 6, one_based=True), sympy.Matrix([W1_, W2_])))
         part = pn.Partition.sliding_window((3, 3), 2, padding=1)
         print_latex("V^(d,d',c+1) for a 3x3 map, 2x2 mask, padding 1 (47.1257)",
-                    _sym.backprop_operator(part.to_sympy(), _sym.col("w", 4), part.M, part.P))
+                    shipped_operator(part, _sym.col("w", 4)))
     return [claim.run() for claim in CLAIMS]
 
 

@@ -20,7 +20,7 @@ from partitionnet import symbolic as _sym
 
 from . import _direct
 from ._check import Check, Claim, allclose, module_main, print_latex, same_matrix
-from .backprop import numeric_backprop_operator
+from partitionnet.layers.correlation import backprop_operator
 from .gradients import kron_bias_gradient, kron_weight_gradient
 
 
@@ -209,7 +209,7 @@ class NumericNet:
                 S = part.S
                 _, z_prev, g_prev = cache[c - 2]
                 deltas = [(1 - np.tanh(z_prev[d]) ** 2) * sum(pool.backward(
-                    numeric_backprop_operator(part.matrix(), W[d * S:(d + 1) * S, e], pool.P_out, part.P)
+                    backprop_operator(part, W[d * S:(d + 1) * S, e])
                     @ deltas[e], g_prev[d]) for e in range(len(deltas))) for d in range(len(z_prev))]
         return grads
 
@@ -256,7 +256,7 @@ def check_library_engines() -> tuple[bool, str]:
                 return False, f"engine {engine!r}, {name}"
     part, W, S = ref.layers[1][0], ref.params["conv2.W"], ref.layers[1][0].S
     for d, e in np.ndindex(3, 2):
-        operator = numeric_backprop_operator(part.matrix(), W[d * S:(d + 1) * S, e], part.M, part.P)
+        operator = backprop_operator(part, W[d * S:(d + 1) * S, e])
         if not allclose(net.backprop_operator(1, d + 1, e + 1).toarray(), operator.toarray()):
             return False, f"backprop_operator(1, {d + 1}, {e + 1})"
     return True, ""

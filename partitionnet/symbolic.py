@@ -113,14 +113,3 @@ def gradient_vectors(pool, y, mask=None) -> sympy.Matrix:
         else:
             raise ValueError(f"unknown pooling kind {pool.kind!r}")
     return sympy.Matrix(out)
-
-
-def backprop_operator(Vc: sympy.SparseMatrix, w: sympy.Matrix, P_out: int, P_next: int) -> sympy.SparseMatrix:
-    """V^(d,d',c+1) of (47.1257), literally: (V_c^T ∘ (1 1^T ⊗ w^T)) (I ⊗ 1_S).
-
-    ``Vc`` is the partition of the pooled maps t^(d,c) (P_next*S x P_out),
-    ``w`` the mask w_d^(d',c+1) (S x 1).
-    """
-    S = w.rows
-    mask = kron(ones(P_out, P_next), sympy.SparseMatrix(w.T))
-    return hadamard(Vc.T, mask) * kron(eye(P_next), ones(S, 1))

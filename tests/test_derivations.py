@@ -139,12 +139,12 @@ def test_pooling_checkers_reject_wrong_gradients_and_missing_transpose():
 
 
 def test_backprop_operator_rejects_flipped_mask_and_wrong_kronecker_order():
-    def flipped(Vc, w, P_out, P_next):
-        return _sym.backprop_operator(Vc, w[::-1, :], P_out, P_next)
+    def flipped(part, w):
+        return backprop.shipped_operator(part, w[::-1, :])
 
-    def swapped(Vc, w, P_out, P_next):
-        mask = _sym.kron(sympy.SparseMatrix(w.T), _sym.ones(P_out, P_next))
-        return _sym.hadamard(Vc.T, mask) * _sym.kron(_sym.eye(P_next), _sym.ones(w.rows, 1))
+    def swapped(part, w):
+        mask = _sym.kron(sympy.SparseMatrix(w.T), _sym.ones(part.M, part.P))
+        return _sym.hadamard(part.to_sympy().T, mask) * _sym.kron(_sym.eye(part.P), _sym.ones(w.rows, 1))
 
     assert failed(backprop.check_backprop_operator(flipped))
     assert failed(backprop.check_backprop_operator(swapped))
@@ -174,7 +174,6 @@ def test_convolution_checkers_reject_missing_flip():
 
 
 def test_numeric_operator_detects_a_wrong_mask(monkeypatch):
-    original = backprop.numeric_backprop_operator
-    monkeypatch.setattr(backprop, "numeric_backprop_operator",
-                        lambda Vc, w, P_out, P_next: original(Vc, np.flip(w), P_out, P_next))
+    original = backprop.backprop_operator
+    monkeypatch.setattr(backprop, "backprop_operator", lambda part, w, *a: original(part, np.flip(w), *a))
     assert failed(backprop.check_operator_numeric())
