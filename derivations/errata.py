@@ -107,9 +107,9 @@ def t_shape_1223a():
 
 def _operator(rows: Callable, S_ones: Callable) -> Callable:
     """(47.1257) with the sizes of its two all-ones factors chosen by the caller."""
-    def build(Vc, w, P_out, P_next):
-        mask = _sym.kron(_sym.ones(rows(P_out), P_next), sympy.SparseMatrix(w.T))
-        return _sym.hadamard(Vc.T, mask) * _sym.kron(_sym.eye(P_next), _sym.ones(S_ones(w.rows), 1))
+    def build(part, w):
+        mask = _sym.kron(_sym.ones(rows(part.M), part.P), sympy.SparseMatrix(w.T))
+        return _sym.hadamard(part.to_sympy().T, mask) * _sym.kron(_sym.eye(part.P), _sym.ones(S_ones(w.rows), 1))
     return build
 
 
@@ -128,7 +128,7 @@ def t_listing_p_c():
     pair = backprop.layer_pairs()[1]             # P_c = 24 entries pooled to P'_c = 6
     printed = _operator(lambda P_out: pair.pool.P, lambda S: S)
     return (holds(backprop.operator_matches_jacobian, pair, printed),
-            holds(backprop.operator_matches_jacobian, pair, _sym.backprop_operator))
+            holds(backprop.operator_matches_jacobian, pair, backprop.shipped_operator))
 
 
 def t_count_1166():
