@@ -29,7 +29,7 @@ class Softmax(Layer):
 
     kind = "softmax"
     prefix = "softmax"
-    equations = "47.1233 (output layer)"
+    equations = "47.1233"
 
     def __init__(self, *, name=None):
         self.name = name
