@@ -28,6 +28,7 @@ MODULES = [
     "derivations.backprop",
     "derivations.gradients",
     "derivations.training",
+    "derivations.layers",
     "derivations.convolution_chapter",
     "derivations.lecture_notes",
     "derivations.errata",
