@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from . import _validate as val
-from .layers.base import Layer, param_key
+from .layers.base import Layer, param_key, split_key
 from .layers.softmax import Softmax
 from .layout import from_stack, to_stack
 
@@ -166,6 +166,17 @@ class Network:
                                  "connection table (47.1213) leaves unconnected")
             staged[key] = arr.copy()
         self._params.update(staged)
+
+    def structural_mask(self, key: str):
+        """Which entries of parameter ``key`` exist (a boolean array), or ``None`` when all do.
+
+        Entries outside the mask are structural zeros, such as the unconnected
+        pairs of a connection table (47.1213): they stay zero in training.
+        """
+        if key not in self._params:
+            raise ValueError(f"unknown parameter {key!r}; expected one of {list(self._params)}")
+        layer, local = split_key(key)
+        return self.layer(layer).structural_mask(local)
 
     def _p(self, i: int) -> dict:
         return {local: self._params[key] for local, key in self._keys[i]}

@@ -13,9 +13,9 @@ pooling code of the library is used.
 * The feedforward part is plain numpy: ``z = W y - theta`` (47.1216).
 * Gradients are central differences of the loss (:func:`numerical_gradients`).
 
-Conventions are the library's (DESIGN.md section 2): maps and kernel windows
+Conventions are the library's: maps and kernel windows
 are vectorised by stacking columns (first axis fastest), indices are 0-based,
-the seed's signs (``z = sum_j (H_j^T w_j - theta(j) 1)``, 47.1212) and shapes
+the book's signs (``z = sum_j (H_j^T w_j - theta(j) 1)``, 47.1212) and shapes
 (``W_c`` is ``S_c D_{c-1} x D_c``, 47.1224). Sizes must stay small: the
 matrices are dense and the loops are Python loops.
 
@@ -47,7 +47,7 @@ def layer_matrix(layout, kernel, *, size=None) -> np.ndarray:
     over output positions ``p`` and kernel offsets ``s``. Positions and
     offsets are numbered by column stacking (first axis fastest), as are the
     entries ``m`` of the map. A window entry in the zero padding contributes
-    nothing (the seed's "fictitious zero values", 47.1129).
+    nothing (the book's "fictitious zero values", 47.1129).
 
     Parameters
     ----------
@@ -370,13 +370,5 @@ def _parameters(net, params) -> "OrderedDict[str, np.ndarray]":
 
 def _active_entries(net, key, shape) -> np.ndarray:
     """Which entries of a parameter exist under the layer's connection table."""
-    active = np.ones(shape, dtype=bool)
-    if key.startswith("conv"):
-        st = net.conv[int(key[4:key.index(".")]) - 1]
-        conn = np.asarray(st.connections, dtype=bool)            # (D_c, D_{c-1})
-        if key.endswith(".W"):
-            S = shape[0] // st.in_maps
-            active = np.repeat(conn.T, S, axis=0)                 # row j*S + s of column d
-        elif net.bias == "per_input":
-            active = conn.T.copy()
-    return active
+    active = net.structural_mask(key)                                # e.g. a connection table (47.1213)
+    return np.ones(shape, dtype=bool) if active is None else active

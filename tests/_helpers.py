@@ -18,9 +18,6 @@ def randomise(net, rng, *, weight_scale=0.7, bias_scale=0.3):
     new = {}
     for k, v in net.parameters().items():
         r = rng.standard_normal(v.shape) * (weight_scale if k.endswith("W") else bias_scale)
-        if k.startswith("conv") and k.endswith(".W"):
-            r = r * net.conv[int(k[4:-2]) - 1].weight_mask
-        if k.startswith("conv") and k.endswith(".Theta") and net.bias == "per_input":
-            r = r * net.conv[int(k[4:-6]) - 1].connections.T
-        new[k] = r
+        mask = net.structural_mask(k)                # unconnected pairs of a connection table stay zero
+        new[k] = r if mask is None else r * mask
     net.set_parameters(new)
