@@ -22,9 +22,10 @@ from .model import Network
 from .network import ConvLayer, ConvNet
 from .partition import Partition
 from .pooling import Pooling
+from .torch_bridge import from_torch
 from .training import History, evaluate, fit, predict
 from .vec import unvec, vec
 
-__all__ = ["Network", "layers", "ConvNet", "ConvLayer", "Partition", "Pooling", "vec", "unvec", "fit", "evaluate", "predict",
+__all__ = ["Network", "layers", "from_torch", "ConvNet", "ConvLayer", "Partition", "Pooling", "vec", "unvec", "fit", "evaluate", "predict",
            "History", "load", "datasets"]
 __version__ = "0.1.0"

@@ -56,7 +56,8 @@ try:  # optional dependency
 except ImportError:  # pragma: no cover - exercised only without torch
     torch = None
 
-__all__ = ["to_torch", "parameters_from_torch", "gradients_from_torch", "torch_loss"]
+__all__ = ["to_torch", "from_torch", "parameters_from_torch", "gradients_from_torch", "network_gradients_from_torch",
+           "torch_loss", "pooling_module", "column_stack_flatten"]
 
 from .layout import kernel_from_torch, kernel_to_torch
 
@@ -344,6 +345,16 @@ def _split_bias(net, st, torch_bias: np.ndarray) -> np.ndarray:
     return (Theta + conn * change[None, :]) * conn
 
 
+def _check_twin(module) -> None:
+    """A ConvNet's parameters come back only from its own twin: torch's flatten order differs from the book's."""
+    flat = getattr(module, "flatten", None)
+    if not isinstance(flat, ColumnStackFlatten):
+        raise ValueError("module is not the twin made by to_torch(net): its child 'flatten' is "
+                         f"{type(flat).__name__ if flat is not None else 'missing'}, not the column-stacking "
+                         "flatten of (47.1215), so its Linear weights would be read in the wrong order. To bring "
+                         "your own torch model in, use partitionnet.from_torch(module, input_shape)")
+
+
 def parameters_from_torch(net, module) -> "OrderedDict[str, np.ndarray]":
     """The parameters of a module made by :func:`to_torch`, under the seed's names and shapes.
 
@@ -354,6 +365,7 @@ def parameters_from_torch(net, module) -> "OrderedDict[str, np.ndarray]":
     """
     _require_torch()
     _check_exportable(net)
+    _check_twin(module)
     out: "OrderedDict[str, np.ndarray]" = OrderedDict()
     for st in net.conv:
         c = st.index
@@ -378,7 +390,12 @@ def gradients_from_torch(net, module) -> "OrderedDict[str, np.ndarray]":
     seed's 47.1274).
     """
     _require_torch()
+    from .network import ConvNet
+
+    if not isinstance(net, ConvNet):
+        return network_gradients_from_torch(net, module)
     _check_exportable(net)
+    _check_twin(module)
     out: "OrderedDict[str, np.ndarray]" = OrderedDict()
     for st in net.conv:
         c = st.index
@@ -419,3 +436,226 @@ def torch_loss(net, output, gamma):
     if net.loss_name == "squared":
         return ((g - output) ** 2).sum()
     return -(g * torch.log(output.clamp_min(1e-300))).sum()
+
+
+# ---------------------------------------------------------------------------- importing a torch model
+def from_torch(module, input_shape, *, loss="squared"):
+    """A :class:`~partitionnet.Network` computing what a ``torch.nn.Sequential`` computes.
+
+    Parameters
+    ----------
+    module : torch.nn.Sequential
+        Children among: ``Conv1d/2d/3d`` (``padding_mode='zeros'``), ``ConvTranspose1d/2d/3d``
+        (when :class:`~partitionnet.layers.TransposedCorrelation` is available), ``MaxPool``,
+        ``AvgPool`` and ``LPPool`` 1-3d, ``AdaptiveAvgPool``/``AdaptiveMaxPool`` to size 1,
+        ``ReLU``, ``Tanh``, ``Sigmoid``, ``Identity``, ``Flatten``, ``Linear``, ``Softmax``
+        (over the features of a vector), and nested ``Sequential``.
+    input_shape : tuple of int
+        The shape of one sample, channels first, as torch takes it: ``(C, *spatial)``.
+    loss : {'squared', 'cross_entropy'}
+
+    Returns
+    -------
+    Network
+        Layers named ``<kind prefix><child name>`` (``conv0``, ``act1``, ...), parameters copied
+        (a torch bias ``b`` becomes ``Theta = -b`` with ``bias='tied'``: the book's sign).
+        ``nn.Flatten`` becomes ``Flatten(order='C')``, so a following ``Linear`` keeps its weights.
+
+    Raises
+    ------
+    ValueError
+        A module that has no counterpart here, named with its position.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> m = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+    ...                         torch.nn.Flatten(), torch.nn.Linear(2 * 3 * 3, 4)).double()
+    >>> net = from_torch(m, (1, 6, 6))
+    >>> x = np.random.default_rng(0).standard_normal((5, 1, 6, 6))
+    >>> bool(np.allclose(net.forward(x), m(torch.from_numpy(x)).detach().numpy(), rtol=1e-12, atol=1e-12))
+    True
+    """
+    _require_torch()
+    from . import _validate as val
+    from .model import Network
+
+    if not isinstance(module, nn.Sequential):
+        raise TypeError(f"module must be a torch.nn.Sequential, got {type(module).__name__}")
+    if isinstance(input_shape, (int, np.integer)) or not hasattr(input_shape, "__len__") or len(input_shape) < 2:
+        raise ValueError(f"input_shape must be (C, *spatial), the shape of one sample as torch takes it, got "
+                         f"{input_shape!r}")
+    shape = val.as_shape(tuple(input_shape), "input_shape", max_ndim=4)
+    in_maps, spatial = shape[0], shape[1:]
+    state = {"maps": in_maps, "shape": spatial, "vector": False}
+    layers, params = [], {}
+    for where, name, child in _children(module):
+        layer, p = _import_child(child, where, state)
+        if layer is None:
+            continue
+        layer.name = f"{layer.prefix}{name}" if name.isdigit() else name.replace(".", "_")
+        layer.torch_name = name
+        built = layer.build(state["maps"], state["shape"], state["vector"])
+        state.update(maps=built.out_maps, shape=built.out_shape, vector=built.out_vector)
+        layers.append(layer)
+        params.update({f"{layer.name}.{k}": v for k, v in p.items()})
+    if not layers:
+        raise ValueError("module has no layers to import")
+    net = Network(spatial, in_maps, layers, loss=loss)
+    net.set_parameters(params)
+    return net
+
+
+def _children(module, prefix=""):
+    for position, (name, child) in enumerate(module.named_children()):
+        full = f"{prefix}{name}"
+        if isinstance(child, nn.Sequential):
+            yield from _children(child, prefix=f"{full}.")
+        else:
+            yield f"module {full!r} at position {position} ({type(child).__name__})", full, child
+
+
+def _numbers(t) -> np.ndarray:
+    return t.detach().cpu().to(torch.float64).numpy().copy()
+
+
+def _tuple(value, n):
+    return tuple(value) if isinstance(value, (tuple, list)) else (int(value),) * n
+
+
+def _import_child(m, where, state):
+    """One torch module -> (an unbuilt layer, its parameters under local names), or (None, {}) to skip."""
+    from . import layers as L
+    from .layout import kernel_from_torch
+
+    n = len(state["shape"])
+    if isinstance(m, nn.Identity):
+        return None, {}
+    activations = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
+    if type(m) in activations:
+        return L.Activation(activations[type(m)]), {}
+    if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        if m.padding_mode != "zeros":
+            raise ValueError(f"{where}: padding_mode={m.padding_mode!r} is not supported; only 'zeros' (the "
+                             "book's fictitious zero values, 47.1129)")
+        if len(m.kernel_size) != n or state["vector"]:
+            raise ValueError(f"{where}: a {len(m.kernel_size)}-D convolution receives maps of shape {state['shape']}")
+        options = dict(kernel=tuple(m.kernel_size), stride=tuple(m.stride), dilation=tuple(m.dilation),
+                       padding=m.padding if isinstance(m.padding, str) else tuple(m.padding), bias="tied")
+        if m.groups != 1:
+            if "groups" not in L.Correlation.__init__.__code__.co_varnames:
+                raise ValueError(f"{where}: groups={m.groups} is not supported by this version")
+            options["groups"] = m.groups
+        layer = L.Correlation(m.out_channels, **options)
+        W = kernel_from_torch(_numbers(m.weight))
+        theta = -_numbers(m.bias)[None, :] if m.bias is not None else np.zeros((1, m.out_channels))
+        return layer, {"W": W, "Theta": theta}
+    if isinstance(m, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
+        cls = L.REGISTRY.get("transposed_correlation")
+        if cls is None:
+            raise ValueError(f"{where}: transposed convolutions are not supported by this version")
+        return cls.from_torch_module(m, where)
+    pools = {nn.MaxPool1d: "max", nn.MaxPool2d: "max", nn.MaxPool3d: "max", nn.AvgPool1d: "mean",
+             nn.AvgPool2d: "mean", nn.AvgPool3d: "mean", nn.LPPool1d: "lp", nn.LPPool2d: "lp", nn.LPPool3d: "lp"}
+    if type(m) in pools:
+        kind = pools[type(m)]
+        kernel = _tuple(m.kernel_size, n)
+        stride = _tuple(m.stride if m.stride is not None else m.kernel_size, n)
+        padding = _tuple(getattr(m, "padding", 0), n)
+        if getattr(m, "ceil_mode", False) or _tuple(getattr(m, "dilation", 1), n) != (1,) * n:
+            raise ValueError(f"{where}: ceil_mode and dilated pooling are not supported")
+        if kind == "mean" and getattr(m, "divisor_override", None) is not None:
+            raise ValueError(f"{where}: divisor_override is not supported")
+        options = {}
+        if kind == "lp":
+            p = float(m.norm_type)
+            if p <= 0 or p % 2:
+                # torch sums y^p without |.|: for odd or fractional p it is not the l_p norm of Table 47.13
+                # (it differs, or is NaN, on negative entries), so importing it would change the results.
+                raise ValueError(f"{where}: LPPool with norm_type={m.norm_type} sums y^p without absolute values, "
+                                 "which is the l_p pooling of the book only for even p; use an even norm_type")
+            kind, options = ("l2", {}) if p == 2 else ("lp", {"p": p})
+        if stride != kernel or any(padding):
+            if "stride" not in L.Pool.__init__.__code__.co_varnames:
+                raise ValueError(f"{where}: overlapping or padded pooling (kernel {kernel}, stride {stride}, "
+                                 f"padding {padding}) is not supported by this version")
+            options.update(stride=stride, padding=padding)
+            if kind == "mean":
+                options["count_include_pad"] = bool(m.count_include_pad)
+        divides = all(s % k == 0 for s, k in zip(state["shape"], kernel))
+        return L.Pool(kind, kernel, drop_remainder=not divides, **options), {}
+    adaptive = {nn.AdaptiveAvgPool1d: "mean", nn.AdaptiveAvgPool2d: "mean", nn.AdaptiveAvgPool3d: "mean",
+                nn.AdaptiveMaxPool1d: "max", nn.AdaptiveMaxPool2d: "max", nn.AdaptiveMaxPool3d: "max"}
+    if type(m) in adaptive:
+        if _tuple(m.output_size, n) != (1,) * n:
+            raise ValueError(f"{where}: adaptive pooling is supported to output size 1 only, got {m.output_size}")
+        return L.Pool(adaptive[type(m)], tuple(state["shape"])), {}
+    if isinstance(m, LpPool):                                   # the twin's own l_p pooling (with |y|)
+        return L.Pool("l2" if m.p == 2 else "lp", m.window, **({} if m.p == 2 else {"p": m.p})), {}
+    if isinstance(m, nn.Flatten):
+        if m.start_dim != 1 or m.end_dim != -1:
+            raise ValueError(f"{where}: only Flatten(start_dim=1, end_dim=-1) is supported")
+        return L.Flatten(order="C"), {}
+    if torch is not None and isinstance(m, ColumnStackFlatten):
+        return L.Flatten(), {}
+    if isinstance(m, nn.Linear):
+        if not state["vector"]:
+            raise ValueError(f"{where}: Linear receives {state['maps']} maps of shape {state['shape']}; put a "
+                             "Flatten before it (torch would act on the last axis only)")
+        theta = -_numbers(m.bias) if m.bias is not None else np.zeros(m.out_features)
+        return L.Dense(m.out_features), {"W": _numbers(m.weight), "theta": theta}
+    if isinstance(m, nn.Softmax):
+        if not state["vector"] or m.dim not in (1, -1):
+            raise ValueError(f"{where}: Softmax is supported over the features of a vector (dim=1 after Flatten), "
+                             f"got dim={m.dim} on {state['maps']} maps of shape {state['shape']}")
+        return L.Softmax(), {}
+    raise ValueError(f"{where}: this module has no partitionnet counterpart; supported are Conv, ConvTranspose, "
+                     "MaxPool, AvgPool, LPPool, AdaptiveAvg/MaxPool to size 1, ReLU, Tanh, Sigmoid, Identity, "
+                     "Flatten, Linear and Softmax")
+
+
+def _torch_child(net, module, layer):
+    name = getattr(layer, "torch_name", layer.name)
+    try:
+        return module.get_submodule(name)
+    except AttributeError:
+        raise ValueError(f"module has no child {name!r} for layer {layer.name!r}; pass the module the network "
+                         "was imported from (from_torch) or exported to (net.to_torch())") from None
+
+
+def network_gradients_from_torch(net, module) -> "OrderedDict[str, np.ndarray]":
+    """Torch's ``.grad`` of every parameter, under the network's names and in its shapes (any Network).
+
+    A torch bias ``b`` enters as ``z = ... + b`` while the book writes ``z = ... - theta``, so bias
+    gradients change sign. A layer imported from a module without bias keeps a zero ``Theta`` whose
+    gradient torch does not have: it is left out.
+    """
+    from .layout import kernel_from_torch
+
+    out = OrderedDict()
+    for layer in net.layers:
+        if not layer.parameter_shapes():
+            continue
+        child = _torch_child(net, module, layer)
+        shapes = net.parameter_shapes()
+        if layer.kind == "dense":
+            out[f"{layer.name}.W"] = _numpy(child.weight.grad, f"{layer.name} weight.grad", shapes[f"{layer.name}.W"])
+            if child.bias is not None:
+                out[f"{layer.name}.theta"] = -_numpy(child.bias.grad, f"{layer.name} bias.grad",
+                                                     shapes[f"{layer.name}.theta"])
+        elif hasattr(layer, "torch_gradients"):
+            out.update({f"{layer.name}.{k}": v for k, v in layer.torch_gradients(child).items()})
+        elif layer.kind == "correlation":
+            gw = child.weight.grad
+            if gw is None:
+                raise ValueError(f"{layer.name}: the weight has no .grad; run loss.backward() first")
+            out[f"{layer.name}.W"] = kernel_from_torch(_numbers(gw))
+            if child.bias is not None:
+                gb = -_numpy(child.bias.grad, f"{layer.name} bias.grad", (layer.out_maps,))
+                rows = shapes[f"{layer.name}.Theta"][0]
+                out[f"{layer.name}.Theta"] = np.repeat(gb[None, :], rows, axis=0)
+        else:
+            raise ValueError(f"layer {layer.name!r} of kind {layer.kind!r} has no torch gradient mapping")
+    return out

@@ -172,9 +172,10 @@ class Layer:
         return f"{self.in_maps}x{self.in_shape} -> {self.out_maps}x{self.out_shape}"
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "kind")
-        named = f", name={self.name!r}" if self.name else ""
-        return f"{type(self).__name__}({args}{named})"
+        args = [f"{k}={v!r}" for k, v in self.config().items() if k != "kind"]
+        if self.name:
+            args.append(f"name={self.name!r}")
+        return f"{type(self).__name__}({', '.join(args)})"
 
     def __eq__(self, other) -> bool:
         if type(other) is not type(self):
