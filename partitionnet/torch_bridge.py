@@ -577,13 +577,14 @@ def _import_child(m, where, state):
                 raise ValueError(f"{where}: LPPool with norm_type={m.norm_type} sums y^p without absolute values, "
                                  "which is the l_p pooling of the book only for even p; use an even norm_type")
             kind, options = ("l2", {}) if p == 2 else ("lp", {"p": p})
-        if stride != kernel or any(padding):
-            if "stride" not in L.Pool.__init__.__code__.co_varnames:
-                raise ValueError(f"{where}: overlapping or padded pooling (kernel {kernel}, stride {stride}, "
-                                 f"padding {padding}) is not supported by this version")
+        if stride != kernel or any(padding):                    # overlapping or padded: a pooling partition
+            if kind == "lp" or kind == "l2":
+                if any(padding):
+                    raise ValueError(f"{where}: LPPool takes no padding")
             options.update(stride=stride, padding=padding)
             if kind == "mean":
                 options["count_include_pad"] = bool(m.count_include_pad)
+            return L.Pool(kind, kernel, **options), {}
         divides = all(s % k == 0 for s, k in zip(state["shape"], kernel))
         return L.Pool(kind, kernel, drop_remainder=not divides, **options), {}
     adaptive = {nn.AdaptiveAvgPool1d: "mean", nn.AdaptiveAvgPool2d: "mean", nn.AdaptiveAvgPool3d: "mean",

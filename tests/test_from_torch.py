@@ -47,6 +47,11 @@ def models(draw):
             pool = draw(st.sampled_from([MAXP[n], AVGP[n], LPP[n]]))
             mods.append(pool(2, 2) if pool is LPP[n] else pool(2))
             s //= 2
+        elif s >= 3 and draw(st.booleans()):                       # overlapping, padded windows
+            pool = draw(st.sampled_from([MAXP[n], AVGP[n]]))
+            extra = {"count_include_pad": draw(st.booleans())} if pool is AVGP[n] else {}
+            mods.append(pool(3, stride=2, padding=1, **extra))
+            s = (s + 2 - 3) // 2 + 1
     if draw(st.booleans()):
         mods.append(draw(st.sampled_from(ADA[n]))(1))
         s = 1
@@ -126,6 +131,20 @@ def test_to_torch_of_an_imported_model_round_trips():
 def test_unsupported_modules_are_named(module, match):
     with pytest.raises(ValueError, match=match):
         pn.from_torch(module.double(), (1, 6, 6))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_max_pooling_ties_follow_torch(n):
+    """On ties torch keeps the first maximiser in row-major order of the window; so do we."""
+    module = nn.Sequential(MAXP[n](3, stride=2, padding=1), nn.Flatten()).double()
+    shape = (2,) + (5,) * n
+    x = np.random.default_rng(n).integers(0, 2, (2,) + shape).astype(float)       # many ties
+    net = pn.from_torch(module, shape)
+    tx = torch.from_numpy(x).requires_grad_(True)
+    ty = module(tx)
+    gamma = np.random.default_rng(7).standard_normal(ty.shape)
+    ((torch.from_numpy(gamma) - ty) ** 2).sum().backward()
+    np.testing.assert_allclose(net.input_gradient(x, gamma), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
 def test_bad_arguments():

@@ -6,6 +6,19 @@ vjp_literal ... the same chain map by map, as the listing of (47.1275) writes it
 operator ...... ``T^T`` times the region-spreading matrix of the gradient vectors
                 (47.1197-47.1204), block diagonal over maps
 reference ..... region by region, from the window (or the region lists) alone
+
+With a ``stride`` smaller than the window, or ``padding``, regions overlap or
+reach outside the map, and T is no longer a permutation. The regions are then
+the rows of a *pooling partition* ``V_pool`` (the sliding windows of
+:meth:`Partition.sliding_window`, 47.1149), and the backward identity that
+replaces ``permute#(upv(v, g))`` of (47.1204) is
+
+    dy = V_pool^T col{v(p') g_p'}
+
+a scatter-add of every region's spread gradient onto the entries it read:
+an entry in several regions collects from each. For non-overlapping windows
+``V_pool`` is the first rows of T and the two forms coincide. The layer
+contract proves the identity exactly in SymPy on overlapping, padded cases.
 """
 from __future__ import annotations
 
@@ -14,6 +27,7 @@ import itertools
 import numpy as np
 
 from ..algebra import SCIPY
+from ..partition import Partition
 from ..pooling import KINDS, Pooling
 from .base import Layer, register
 
@@ -48,7 +62,8 @@ class Pool(Layer):
     prefix = "pool"
     equations = "47.1187, 47.1196, 47.1197-47.1204, 47.1244, 47.1260"
 
-    def __init__(self, kind="max", window=None, *, pooling=None, name=None, **options):
+    def __init__(self, kind="max", window=None, *, stride=None, padding=0, count_include_pad=True, pooling=None,
+                 name=None, **options):
         if not isinstance(kind, str):
             raise TypeError(f"kind must be a pooling kind name, got {type(kind).__name__}")
         if kind not in KINDS:
@@ -57,8 +72,13 @@ class Pool(Layer):
             raise TypeError(f"pooling must be a Pooling, got {type(pooling).__name__}")
         if (pooling is None) == (window is None):
             raise ValueError("Pool needs exactly one of window=... (a window size) or pooling=... (a Pooling)")
+        if pooling is not None and (stride is not None or padding != 0):
+            raise ValueError("stride and padding describe windows; a Pooling over given regions takes neither")
+        if not isinstance(count_include_pad, bool):
+            raise TypeError(f"count_include_pad must be True or False, got {type(count_include_pad).__name__}")
         self.pool_kind = pooling.kind if pooling is not None else kind
         self.window, self.pooling, self.options, self.name = window, pooling, dict(options), name
+        self.stride, self.padding, self.count_include_pad = stride, padding, count_include_pad
 
     @classmethod
     def examples(cls):
@@ -66,15 +86,34 @@ class Pool(Layer):
         return [(cls("max", 2), 2, (4, 4)), (cls("mean", (2, 1)), 1, (4, 3)), (cls("l2", 2), 1, (4,)),
                 (cls("lp", 3, p=3.0), 1, (6,)), (cls("correlation", 2, mask=[0.5, -1.0, 2.0, 1.5]), 1, (4,)),
                 (cls("subsample", 2, retain=[1, 0]), 2, (4,)),
-                (cls("max", pooling=Pooling.from_regions([[0, 3], [1, 2, 4]], 5)), 1, (5,))]
+                (cls("max", pooling=Pooling.from_regions([[0, 3], [1, 2, 4]], 5)), 1, (5,)),
+                # overlapping and padded windows: the pooling partition V_pool replaces T
+                (cls("max", 3, stride=2, padding=1), 2, (5, 4)), (cls("mean", 2, stride=1), 1, (3, 3)),
+                (cls("mean", 3, stride=2, padding=1, count_include_pad=False), 1, (5,)),
+                (cls("l2", 2, stride=1), 1, (4,)), (cls("lp", 3, stride=2, padding=1, p=3.0), 1, (6,)),
+                (cls("correlation", 2, stride=1, mask=[0.5, -1.0, 2.0, 1.5, 3.0]), 1, (5,)),
+                (cls("subsample", (2, 2), stride=1, retain=[3, 0, 1, 2]), 1, (3, 3))]
 
     @property
     def linear(self) -> bool:
         """Mean, mask-weighted and subsampling pooling are linear maps; the others are not."""
         return self.pool_kind in ("mean", "correlation", "subsample")
 
+    @property
+    def sliding(self) -> bool:
+        """True when windows overlap or are padded: the regions are a pooling partition, not a permutation."""
+        return getattr(self, "V", None) is not None
+
     def _build(self) -> None:
         where = f"layer {self.name or self.prefix}"
+        nd = len(self.in_shape)
+        window = _per_axis(self.window, nd) if self.window is not None else None
+        stride = _per_axis(self.stride, nd) if self.stride is not None else window
+        padding = _per_axis(self.padding, nd)
+        self.V = None
+        if self.pooling is None and (stride != window or any(padding)):
+            self._build_sliding(where, window, stride, padding)
+            return
         if self.pooling is not None:
             T = self.pooling
             if T.P != self.P_in:
@@ -88,16 +127,106 @@ class Pool(Layer):
         self.T = T
         self.out_maps, self.out_shape, self.out_vector = self.in_maps, T.output_shape, self.in_vector
 
+    def _build_sliding(self, where, window, stride, padding) -> None:
+        for name, value in (("window", window), ("stride", stride)):
+            if any(v < 1 for v in value):
+                raise ValueError(f"{where}: {name} must be positive, got {value}")
+        if any(p < 0 or 2 * p > w for p, w in zip(padding, window)):
+            raise ValueError(f"{where}: padding must lie in [0, window // 2] on every axis (as in PyTorch), got "
+                             f"padding {padding} for window {window}")
+        if any(n + 2 * p < w for n, p, w in zip(self.in_shape, padding, window)):
+            raise ValueError(f"{where}: window {window} is larger than the padded input {self.in_shape} "
+                             f"(padding {padding})")
+        unknown = set(self.options) - {"p", "mask", "retain", "rng"}
+        if unknown:
+            raise ValueError(f"{where}: options {sorted(unknown)} do not apply to overlapping or padded pooling")
+        self.V = Partition.sliding_window(self.in_shape, window, stride=stride, padding=padding)
+        self.T = None
+        V, kind, opts = self.V, self.pool_kind, self.options
+        self.valid = (V.indices.T >= 0)                                     # (S, P'): window entry inside the map
+        self.p = None
+        if kind == "lp":
+            p = opts.get("p")
+            if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
+                raise TypeError(f"{where}: kind='lp' needs the exponent p (a number >= 1), got {p!r}")
+            if not np.isfinite(p) or p < 1:
+                raise ValueError(f"{where}: p must be a finite number >= 1, got {p}")
+            self.p = float(p)
+        elif kind == "l2":
+            self.p = 2.0
+        self.mask = None
+        if kind == "correlation":
+            mask = np.asarray(opts.get("mask"), dtype=np.float64) if opts.get("mask") is not None else None
+            if mask is None or mask.size != V.M:
+                raise ValueError(f"{where}: kind='correlation' needs mask=... with one coefficient per map entry "
+                                 f"({V.M}), got {None if mask is None else mask.shape}")
+            self.mask = mask.reshape(-1, order="F") if mask.ndim > 1 else mask
+        self.retain = None
+        if kind == "subsample":
+            retain = opts.get("retain")
+            if retain is None:
+                retain = np.random.default_rng(opts.get("rng")).integers(0, V.S, V.P)
+            retain = np.asarray(retain)
+            if retain.shape != (V.P,) or not np.issubdtype(retain.dtype, np.integer) or retain.min() < 0 \
+                    or retain.max() >= V.S:
+                raise ValueError(f"{where}: retain must hold one window offset in [0, {V.S - 1}] per region "
+                                 f"({V.P}), got {retain!r}")
+            self.retain = retain.astype(np.int64)
+        # torch's tie rule for max: the first maximiser in row-major (C) order of the window
+        self.c_order = np.ravel_multi_index(np.unravel_index(np.arange(V.S), V.kernel_shape, order="C"),
+                                            V.kernel_shape, order="F")
+        self.out_maps, self.out_shape, self.out_vector = self.in_maps, V.output_shape, self.in_vector
+
     # ------------------------------------------------------------------ forward (47.1187, 47.1196)
     def forward(self, p, x):
         P, N, D = x.shape
+        if self.sliding:
+            H = self.V.gather(x)                                            # (S, P', N, D)
+            t, g = self._slide(H)
+            return t, g
         t, g = self.T.pool(x.reshape(P, N * D))
         return t.reshape(self.T.P_out, N, D), g
+
+    def _slide(self, H):
+        """Pool every window of the pooling partition: ``t`` (P', N, D) and ``g`` (S, P', N, D) (Table 47.14)."""
+        kind, valid = self.pool_kind, self.valid[:, :, None, None]
+        S = H.shape[0]
+        if kind == "mean":
+            count = S if self.count_include_pad else self.valid.sum(axis=0)[:, None, None]
+            g = np.broadcast_to(valid / count, H.shape).astype(H.dtype)
+            return (H * g).sum(axis=0), g
+        if kind == "max":
+            Hm = np.where(valid, H, -np.inf)
+            first = np.argmax(Hm[self.c_order], axis=0)                     # first maximiser, row-major order
+            best = self.c_order[first]
+            t = np.take_along_axis(Hm, best[None], axis=0)[0]
+            g = np.zeros_like(H)
+            np.put_along_axis(g, best[None], 1.0, axis=0)
+            return t, g
+        if kind in ("l2", "lp"):
+            q = self.p
+            a = np.abs(H)
+            m = a.max(axis=0)                                               # scale by the largest entry:
+            safe = np.where(m > 0, m, 1.0)                                  # no overflow for large q
+            t = m * ((a / safe) ** q).sum(axis=0) ** (1.0 / q)
+            ratio = np.divide(a, t, out=np.zeros_like(a), where=t > 0)      # |y| / t <= 1
+            return t, np.sign(H) * ratio ** (q - 1.0)                       # an all-zero region: g = 0
+        if kind == "correlation":
+            M = self.V.gather(self.mask.reshape(-1, 1, 1).astype(H.dtype))  # (S, P', 1, 1), 0 in the padding
+            g = np.broadcast_to(M, H.shape).copy()
+            return (H * g).sum(axis=0), g
+        if kind == "subsample":
+            g = np.zeros_like(H)
+            g[self.retain, np.arange(H.shape[1])] = 1.0
+            return H[self.retain, np.arange(H.shape[1])], g
+        raise ValueError(f"unknown pooling kind {kind!r}")  # pragma: no cover
 
     # ------------------------------------------------------------------ backward (47.1244, 47.1260)
     def vjp(self, p, g, dt, *, need_input=True):
         if not need_input:
             return None, {}
+        if self.sliding:                                                    # V_pool^T col{v(p') g_p'}
+            return self.V.scatter_add(g * dt[None]), {}
         P_out, N, D = dt.shape
         return self.T.backward(dt.reshape(P_out, N * D), g).reshape(self.T.P, N, D), {}
 
@@ -106,6 +235,13 @@ class Pool(Layer):
         if not need_input:
             return None, {}
         P_out, N, D = dt.shape
+        if self.sliding:
+            # Map by map, the book's stacking: upv = col{v(p') g_p'} patch-major, then V_pool^T (the 47.1204 analogue).
+            dx = np.empty((self.V.M, N, D), dtype=dt.dtype)
+            for d in range(D):
+                upv = (g[:, :, :, d] * dt[None, :, :, d]).transpose(1, 0, 2).reshape(-1, N)
+                dx[:, :, d] = self.V.adjoint(upv)
+            return dx, {}
         g3 = g.reshape(g.shape[0], N, D)
         dx = np.empty((self.T.P, N, D))
         for d in range(D):
@@ -124,6 +260,8 @@ class Pool(Layer):
                 raise ValueError(f"Pool.operator needs the input x (one sample, (P, D)): {self.pool_kind} pooling "
                                  "is nonlinear")
             x = np.ones((self.P_in, self.in_maps))            # a linear pooling's g does not depend on x
+        if self.sliding:
+            return self._sliding_operator(x, algebra)
         T = self.T
         owner = np.repeat(np.arange(T.P_out), T.sizes)                 # region of each row of col{g_p'}
         blocks = []
@@ -139,6 +277,50 @@ class Pool(Layer):
         return algebra.block([[blocks[d] if e == d else algebra.zeros(T.P, T.P_out)
                                for e in range(self.in_maps)] for d in range(self.in_maps)])
 
+    def _sliding_operator(self, x, algebra):
+        """Per map ``V_pool^T U``: ``U`` puts ``g_p'`` in rows ``p' S .. p' S + S - 1`` of column p'."""
+        V = self.V
+        rows = np.arange(V.P * V.S)
+        cols = np.repeat(np.arange(V.P), V.S)
+        blocks = []
+        for d in range(self.in_maps):
+            if algebra is SCIPY:
+                H = V.gather(np.asarray(x[:, d], dtype=np.float64).reshape(-1, 1, 1))
+                g = self._slide(H)[1][:, :, 0, 0].T.reshape(-1)             # patch-major
+            else:
+                g = self._sympy_gradients(list(x[:, d]))
+            U = algebra.matrix(rows, cols, g, (V.P * V.S, V.P))
+            blocks.append(algebra.matmul(algebra.T(algebra.partition(V)), U))
+        return algebra.block([[blocks[d] if e == d else algebra.zeros(V.M, V.P)
+                               for e in range(self.in_maps)] for d in range(self.in_maps)])
+
+    def _sympy_gradients(self, x):
+        """The gradient vectors of Table 47.14 in exact arithmetic, window by window (patch-major)."""
+        import sympy
+
+        V, kind, out = self.V, self.pool_kind, []
+        for q in range(V.P):
+            idx = V.indices[q]
+            vals = [x[i] if i >= 0 else sympy.Integer(0) for i in idx]
+            inside = [i >= 0 for i in idx]
+            if kind == "mean":
+                count = V.S if self.count_include_pad else sum(inside)
+                out += [sympy.Rational(1, count) if ok else 0 for ok in inside]
+            elif kind == "max":
+                order = [s for s in self.c_order if inside[s]]
+                best = max(order, key=lambda s: (vals[s], -list(order).index(s)))
+                out += [sympy.Integer(int(s == best)) for s in range(V.S)]
+            elif kind in ("l2", "lp"):
+                q_ = sympy.nsimplify(self.p)
+                t = sum(sympy.Abs(v) ** q_ for v in vals) ** (1 / q_)
+                out += [sympy.sign(v) * sympy.Abs(v) ** (q_ - 1) / t ** (q_ - 1) if ok else 0
+                        for v, ok in zip(vals, inside)]
+            elif kind == "correlation":
+                out += [sympy.nsimplify(self.mask[i]) if i >= 0 else 0 for i in idx]
+            else:
+                out += [sympy.Integer(int(s == self.retain[q])) for s in range(V.S)]
+        return out
+
     # ------------------------------------------------------------------ reference
     @staticmethod
     def reference(config, p, x):
@@ -151,8 +333,7 @@ class Pool(Layer):
         for d in range(D):
             flat = np.reshape(x[d], -1, order="F")
             for q, region in enumerate(regions):
-                vals = [flat[i] for i in region]
-                out[d, q] = _pool_values(kind, vals, region, q, config)
+                out[d, q] = _pool_values(kind, [None if i is None else flat[i] for i in region], region, q, config)
         return np.stack([np.reshape(out[d], out_shape, order="F") for d in range(D)])
 
     # ------------------------------------------------------------------ description
@@ -164,8 +345,21 @@ class Pool(Layer):
             out["size"] = self.pooling.P
         else:
             out["window"] = list(self.window) if isinstance(self.window, tuple) else self.window
+        if self.stride is not None:
+            out["stride"] = list(self.stride) if isinstance(self.stride, tuple) else self.stride
+        if self.padding != 0:
+            out["padding"] = list(self.padding) if isinstance(self.padding, tuple) else self.padding
+        if not self.count_include_pad:
+            out["count_include_pad"] = False
         opts = {k: v for k, v in self.options.items() if k != "rng"}
-        if T is not None:                       # the resolved options, so a copy pools the same way
+        if getattr(self, "V", None) is not None:    # overlapping windows: the resolved options
+            if self.p is not None and self.pool_kind == "lp":
+                opts["p"] = self.p
+            if self.retain is not None:
+                opts["retain"] = self.retain.tolist()
+            if self.mask is not None:
+                opts["mask"] = self.mask.tolist()
+        elif T is not None:                     # the resolved options, so a copy pools the same way
             if T.p is not None:
                 opts["p"] = float(T.p)
             if T.mask is not None:
@@ -186,59 +380,93 @@ class Pool(Layer):
                     options[key] = np.asarray(options[key])
             return cls(kind, pooling=Pooling.from_regions(regions, size, kind=kind, **options))
         window = options.pop("window")
+        for key in ("stride", "padding"):
+            if isinstance(options.get(key), list):
+                options[key] = tuple(options[key])
         for key in ("mask", "retain"):
             if key in options:
                 options[key] = np.asarray(options[key])
         return cls(kind, tuple(window) if isinstance(window, list) else window, **options)
 
     def to_torch(self, p):
+        """``MaxPool``/``AvgPool``/``LPPool`` with the same window, stride and padding (where torch has one)."""
         from ..torch_bridge import pooling_module
 
-        return pooling_module(self.T)
+        if not self.sliding:
+            return pooling_module(self.T)
+        import torch
+
+        V, n = self.V, len(self.in_shape)
+        one = (lambda v: v[0]) if n == 1 else tuple                         # lp_pool1d wants plain ints
+        geo = dict(kernel_size=one(V.kernel_shape), stride=one(tuple(V.geometry["stride"])))
+        if self.pool_kind == "max":
+            return getattr(torch.nn, f"MaxPool{n}d")(padding=V.geometry["padding"], **geo)
+        if self.pool_kind == "mean":
+            return getattr(torch.nn, f"AvgPool{n}d")(padding=V.geometry["padding"],
+                                                     count_include_pad=self.count_include_pad, **geo)
+        if self.pool_kind in ("l2", "lp") and not any(V.geometry["padding"]) and self.p % 2 == 0 and n <= 3:
+            return getattr(torch.nn, f"LPPool{n}d")(self.p, **geo)          # even p: y^p = |y|^p
+        raise NotImplementedError(f"{self.pool_kind} pooling with overlapping or padded windows has no PyTorch "
+                                  "module (LPPool takes no padding and no |y| for odd p)")
 
 
 def _pool_values(kind, vals, region, q, config):
+    """One region's pooled value, summing directly; ``None`` marks a window entry in the padding."""
+    inside = [v for v in vals if v is not None]
+    symbolic = any(hasattr(v, "free_symbols") for v in inside)
     if kind == "mean":
-        return sum(vals) / len(vals) if not hasattr(vals[0], "free_symbols") else sum(vals) / len(vals)
+        count = len(vals) if config.get("count_include_pad", True) else len(inside)
+        return sum(inside) / count
     if kind == "max":
-        if hasattr(vals[0], "free_symbols"):
+        if symbolic:
             import sympy
 
-            return sympy.Max(*vals)
-        best = vals[0]
-        for v in vals[1:]:
+            return sympy.Max(*inside)
+        best = inside[0]
+        for v in inside[1:]:
             best = v if v > best else best
         return best
     if kind in ("l2", "lp"):
         p = 2 if kind == "l2" else config["p"]
-        if hasattr(vals[0], "free_symbols"):
+        if symbolic:
             import sympy
 
             p = sympy.nsimplify(p)
-            return sum(sympy.Abs(v) ** p for v in vals) ** (1 / p)
-        return float(sum(abs(v) ** p for v in vals) ** (1.0 / p))
+            return sum(sympy.Abs(v) ** p for v in inside) ** (1 / p)
+        return float(sum(abs(v) ** p for v in inside) ** (1.0 / p))
     if kind == "correlation":
-        mask = np.asarray(config["mask"]).reshape(-1, order="F") if np.ndim(config["mask"]) > 1 else config["mask"]
-        return sum(mask[i] * v for i, v in zip(region, vals))
+        mask = np.asarray(config["mask"])
+        mask = mask.reshape(-1, order="F") if mask.ndim > 1 else mask
+        return sum(mask[i] * v for i, v in zip(region, vals) if v is not None)
     if kind == "subsample":
-        return vals[int(config["retain"][q])]
+        v = vals[int(config["retain"][q])]
+        return 0.0 if v is None else v
     raise ValueError(f"unknown pooling kind {kind!r}")
 
 
 def _reference_regions(config, shape):
-    """The regions, column-stacked, from the window alone (or the given region lists)."""
+    """The regions, column-stacked, from window, stride and padding alone (``None``: outside the map)."""
     if "regions" in config:
         return [list(r) for r in config["regions"]], (len(config["regions"]),)
     nd = len(shape)
-    window = config["window"]
-    window = tuple(window) if isinstance(window, (list, tuple)) else (int(window),) * nd
-    out_shape = tuple(n // w for n, w in zip(shape, window))
+    window = _per_axis(config["window"], nd)
+    stride = _per_axis(config["stride"], nd) if config.get("stride") is not None else window
+    padding = _per_axis(config.get("padding", 0), nd)
+    out_shape = tuple((n + 2 * p - w) // s + 1 for n, w, s, p in zip(shape, window, stride, padding))
     strides_f = np.cumprod((1,) + tuple(shape[:-1]))
     regions = []
     for o in _column_major(out_shape):
-        regions.append([int(np.dot([oi * w + ki for oi, ki, w in zip(o, k, window)], strides_f))
-                        for k in _column_major(window)])
+        region = []
+        for k in _column_major(window):
+            pos = [oi * s - p + ki for oi, ki, s, p in zip(o, k, stride, padding)]
+            inside = all(0 <= c < n for c, n in zip(pos, shape))
+            region.append(int(np.dot(pos, strides_f)) if inside else None)
+        regions.append(region)
     return regions, out_shape
+
+
+def _per_axis(value, nd):
+    return tuple(int(v) for v in value) if isinstance(value, (list, tuple)) else (int(value),) * nd
 
 
 def _column_major(shape):
