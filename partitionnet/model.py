@@ -52,6 +52,9 @@ class Network:
         ``'cross_entropy'`` needs a final :class:`~partitionnet.layers.Softmax`.
     rng : int or numpy Generator, optional
         Seed of the initial weights.
+    dtype : numpy float dtype, default float64
+        The precision of parameters, inputs and every intermediate array; ``float32`` runs the same
+        algebra in single precision. The proofs stay in float64 or exact arithmetic.
 
     Examples
     --------
@@ -71,7 +74,7 @@ class Network:
     True
     """
 
-    def __init__(self, input_shape, in_maps, layers, *, loss="squared", rng=None):
+    def __init__(self, input_shape, in_maps, layers, *, loss="squared", rng=None, dtype=np.float64):
         self.input_shape = val.as_shape(input_shape, "input_shape")
         self.in_maps = val.as_positive_int(in_maps, "in_maps")
         if not isinstance(loss, str):
@@ -86,6 +89,7 @@ class Network:
                 raise TypeError(f"layers[{i}] must be a layer from partitionnet.layers, got {type(layer).__name__}")
         if loss == "cross_entropy" and not isinstance(layers[-1], Softmax):
             raise ValueError(f"loss='cross_entropy' needs a final Softmax layer, got {type(layers[-1]).__name__}")
+        self.dtype = _as_dtype(dtype)
         self.loss_name = loss
         self.layers = self._build(layers)
         self._params: "OrderedDict[str, np.ndarray]" = OrderedDict()
@@ -96,7 +100,7 @@ class Network:
             self._keys.append(keys)
             initial = layer.init_parameters(generator)
             for name, key in keys:
-                value = np.asarray(initial[name], dtype=np.float64)
+                value = np.asarray(initial[name], dtype=np.float64).astype(self.dtype)
                 mask = layer.structural_mask(name)
                 self._params[key] = value * mask if mask is not None else value
         self._first_trained = next((i for i, keys in enumerate(self._keys) if keys), len(self.layers))
@@ -154,7 +158,7 @@ class Network:
         for key, value in params.items():
             if key not in self._params:
                 raise ValueError(f"unknown parameter {key!r}; expected one of {list(self._params)}")
-            arr = val.as_float_array(value, key).astype(np.float64)
+            arr = val.as_float_array(value, key).astype(self.dtype)
             expected = self._params[key].shape
             if arr.shape != expected:
                 raise ValueError(f"{key} must have shape {expected}, got {arr.shape}")
@@ -193,7 +197,7 @@ class Network:
         return (last.P_out,) if last.out_vector else (last.out_maps,) + tuple(last.out_shape)
 
     def _as_batch(self, x):
-        x = val.as_float_array(x, "x").astype(np.float64, copy=False)
+        x = val.as_float_array(x, "x").astype(self.dtype, copy=False)
         single = (self.in_maps,) + self.input_shape
         if x.shape == single:
             return x[None], False
@@ -244,8 +248,8 @@ class Network:
             if g.min(initial=0) < 0 or g.max(initial=0) >= Q:
                 raise ValueError(f"gamma labels must lie in [0, {Q - 1}] (Q={Q} outputs), got "
                                  f"min {g.min()} and max {g.max()}")
-            return np.eye(Q)[g].T[:, :, None]
-        g = val.as_float_array(g, "gamma").astype(np.float64, copy=False)
+            return np.eye(Q, dtype=self.dtype)[g].T[:, :, None]
+        g = val.as_float_array(g, "gamma").astype(self.dtype, copy=False)
         expected = ((n,) if batched else ()) + shape
         if g.shape != expected:
             hint = f" (or integer labels of shape ({n},))" if self.output_vector and batched else ""
@@ -293,7 +297,8 @@ class Network:
             if not wanted:
                 break
             dy = dx
-        return OrderedDict((k, grads[k]) for k in self._params), (dy if need_input else None)
+        return (OrderedDict((k, np.asarray(grads[k], dtype=self.dtype)) for k in self._params),
+                (dy if need_input else None))
 
     def _engine(self, engine) -> bool:
         if not isinstance(engine, str):
@@ -357,6 +362,7 @@ class Network:
     def config(self) -> dict:
         """A JSON-ready description: shapes, loss, and every layer's ``config`` with its name."""
         return {"input_shape": list(self.input_shape), "in_maps": self.in_maps, "loss": self.loss_name,
+                "dtype": np.dtype(self.dtype).name,
                 "layers": [dict(layer.config(), name=layer.name) for layer in self.layers]}
 
     @classmethod
@@ -375,7 +381,8 @@ class Network:
             layer = REGISTRY[kind].from_config(options)
             layer.name = d.get("name")
             layers.append(layer)
-        return cls(config["input_shape"], config["in_maps"], layers, loss=config.get("loss", "squared"), rng=rng)
+        return cls(config["input_shape"], config["in_maps"], layers, loss=config.get("loss", "squared"), rng=rng,
+                   dtype=config.get("dtype", "float64"))
 
     def to_torch(self):
         """A float64 ``torch.nn.Sequential`` of the layers' twins, children named as the layers."""
@@ -397,6 +404,17 @@ def _renamed(layer: Layer, name: str) -> Layer:
     out = copy.copy(layer)
     out.name = name
     return out
+
+
+def _as_dtype(dtype):
+    """float64 (default) or float32; anything else is refused rather than silently rounded."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be a numpy float dtype (float64 or float32), got {dtype!r}") from None
+    if dt not in (np.dtype(np.float64), np.dtype(np.float32)):
+        raise ValueError(f"dtype must be float64 or float32, got {dt.name}")
+    return dt.type
 
 
 def _as_generator(rng) -> np.random.Generator:

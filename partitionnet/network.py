@@ -208,6 +208,8 @@ class ConvNet(Network):
         not identifiable). 'tied': one bias per output map, ``1 x D_c``.
     rng : int or numpy Generator, optional
         Seed for the initial weights (normal, variance 1/fan-in; biases 0).
+    dtype : float64 (default) or float32
+        Precision of parameters and computations (see :class:`~partitionnet.Network`).
 
     Examples
     --------
@@ -221,7 +223,7 @@ class ConvNet(Network):
     """
 
     def __init__(self, input_shape, in_maps, layers, dense, *, activation="tanh", output="identity",
-                 loss="squared", bias="per_input", rng=None):
+                 loss="squared", bias="per_input", rng=None, dtype=np.float64):
         act.get(activation, "activation")
         if not isinstance(output, str):
             raise TypeError(f"output must be a string, one of {OUTPUTS}, got {type(output).__name__}")
@@ -264,7 +266,7 @@ class ConvNet(Network):
                 plan.append(Activation(activation, name=f"dense{l}_act"))
         plan.append(Softmax(name="output") if output == "softmax" else Activation(output, name="output"))
         try:
-            super().__init__(input_shape, in_maps, plan, loss=loss, rng=rng)
+            super().__init__(input_shape, in_maps, plan, loss=loss, rng=rng, dtype=dtype)
         except (TypeError, ValueError) as exc:
             raise type(exc)(_conv_where(str(exc))) from None
         self.conv = self._stages()
@@ -344,7 +346,7 @@ class ConvNet(Network):
                 g, t = out[f"conv{c}_pool"]
             else:
                 t = out[f"conv{c}_act"][1]
-                g = np.ones((st.P, t.shape[1] * st.maps))
+                g = np.ones((st.P, t.shape[1] * st.maps), dtype=t.dtype)
             tr.t.append(t)
             tr.g.append(g)
         tr.y_dense.append(out["flatten"][1][:, :, 0])

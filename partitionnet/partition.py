@@ -250,7 +250,10 @@ class Partition:
         """
         S, P, N, D = G.shape
         flat = G.reshape(S * P, N * D)
-        return np.asarray(self._offset_major_adjoint() @ flat).reshape(self.M, N, D)
+        VT = self._offset_major_adjoint()
+        if VT.dtype != G.dtype:                  # keep float32 in float32 (0/1 entries are exact in any float type)
+            VT = VT.astype(G.dtype)
+        return np.asarray(VT @ flat).reshape(self.M, N, D)
 
     def _offset_major_adjoint(self) -> sp.csr_array:
         if self._VT_offset_major is None:

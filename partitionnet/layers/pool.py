@@ -243,7 +243,7 @@ class Pool(Layer):
                 dx[:, :, d] = self.V.adjoint(upv)
             return dx, {}
         g3 = g.reshape(g.shape[0], N, D)
-        dx = np.empty((self.T.P, N, D))
+        dx = np.empty((self.T.P, N, D), dtype=dt.dtype)
         for d in range(D):
             dx[:, :, d] = self.T.permute_adjoint(self.T.upv(dt[:, :, d], g3[:, :, d]))
         return dx, {}
