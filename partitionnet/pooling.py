@@ -44,8 +44,9 @@ class Pooling:
     ``'mean'``
         ``t = mean(y(Omega))``, ``g = 1/|Omega|`` (47.1196a).
     ``'max'``
-        ``t = max(y(Omega))``, ``g = e_{p_o}`` at the first maximiser in region
-        order when there are ties (47.1196b).
+        ``t = max(y(Omega))``, ``g = e_{p_o}`` at one maximiser (47.1196b). On
+        ties: for windows, the first in row-major order of the window (the rule
+        PyTorch's max pooling follows); for given regions, the first in region order.
     ``'l2'``
         ``t = ||y(Omega)||_2``, ``g = y(Omega) / t`` (47.1196d).
     ``'lp'``
@@ -320,12 +321,15 @@ def _pool_max(pool: Pooling, yo):
     if pool._equal:
         r = int(pool.sizes[0])
         blocks = yo.reshape((pool.P_out, r) + yo.shape[1:])
-        t = blocks.max(axis=1)
-        hits = blocks == np.expand_dims(t, 1)
-        if (hits.sum(axis=1) > 1).any():
-            # A tie: keep only the first maximiser of each region (region order).
-            hits &= np.cumsum(hits, axis=1) == 1
-        return t, hits.astype(yo.dtype).reshape(yo.shape)
+        order = _tie_order(pool, r)
+        # The first maximiser in tie order (row-major within a window, as PyTorch), by one argmax:
+        # no separate pass to find ties, so all-zero windows after a relu cost nothing extra.
+        first = np.argmax(blocks if order is None else blocks[:, order], axis=1)
+        if order is not None:
+            first = order[first]
+        t = np.take_along_axis(blocks, first[:, None], axis=1)[:, 0]
+        g = np.arange(r).reshape((1, r) + (1,) * (yo.ndim - 1)) == first[:, None]
+        return t, g.astype(yo.dtype).reshape(yo.shape)
     t = pool._segment(np.maximum, yo)
     # First maximiser of each region: smallest region-order position that hits the max.
     hits = yo == pool._expand(t)
@@ -337,6 +341,15 @@ def _pool_max(pool: Pooling, yo):
     else:
         g[first, np.arange(yo.shape[1])[None, :]] = 1.0
     return t, g
+
+
+def _tie_order(pool: Pooling, r: int):
+    """For windows over a 2-D or 3-D map: region positions in row-major order of the window (PyTorch's
+    tie rule for max pooling); ``None`` where region order is already that order (1-D, given regions)."""
+    window = pool.window
+    if window is None or len(window) < 2 or int(np.prod(window)) != r or all(w == 1 for w in window[:-1]):
+        return None
+    return np.ravel_multi_index(np.unravel_index(np.arange(r), window, order="C"), window, order="F")
 
 
 def _pool_lp(pool: Pooling, yo, p=None):

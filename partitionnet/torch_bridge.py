@@ -347,6 +347,7 @@ def _split_bias(net, st, torch_bias: np.ndarray) -> np.ndarray:
 
 def _check_twin(module) -> None:
     """A ConvNet's parameters come back only from its own twin: torch's flatten order differs from the book's."""
+    _child(module, "conv1")
     flat = getattr(module, "flatten", None)
     if not isinstance(flat, ColumnStackFlatten):
         raise ValueError("module is not the twin made by to_torch(net): its child 'flatten' is "
