@@ -111,6 +111,7 @@ class Pool(Layer):
         stride = _per_axis(self.stride, nd) if self.stride is not None else window
         padding = _per_axis(self.padding, nd)
         self.V = None
+        self.fused = False
         if self.pooling is None and (stride != window or any(padding)):
             self._build_sliding(where, window, stride, padding)
             return
@@ -125,7 +126,53 @@ class Pool(Layer):
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"{where}: {exc}") from None
         self.T = T
+        # Max and mean over windows that tile the map run fused on strided views (no gather, no T):
+        # the maps reshape into (window, block) axes, pooled in place. The T form stays the literal one.
+        self.fused = (self.pooling is None and self.pool_kind in ("max", "mean") and T.window is not None
+                      and len(T.window) == len(self.in_shape))
         self.out_maps, self.out_shape, self.out_vector = self.in_maps, T.output_shape, self.in_vector
+
+    def _blocks(self, x):
+        """``x`` (P, N, D) as a view ``(o_k, w_k, ..., o_1, w_1, N, D)`` over the tiled part of the map."""
+        shape, window = self.in_shape, self.T.window
+        maps = x.reshape(tuple(reversed(shape)) + x.shape[1:])            # column-stacked: last axis fastest
+        cut = tuple(slice(0, (n // w) * w) for n, w in zip(reversed(shape), reversed(window)))
+        maps = maps[cut]
+        split = []
+        for n, w in zip(reversed(shape), reversed(window)):
+            split += [n // w, w]
+        return maps.reshape(tuple(split) + x.shape[1:])
+
+    def _fused_forward(self, x):
+        blocks = self._blocks(x)
+        nd = len(self.in_shape)
+        axes = tuple(2 * a + 1 for a in range(nd))                          # the window axes
+        P_out, N, D = self.T.P_out, x.shape[1], x.shape[2]
+        if self.pool_kind == "mean":
+            return blocks.mean(axis=axes).reshape(P_out, N, D), None
+        t = blocks.max(axis=axes)
+        # Which offset holds the max, first in row-major order of the window (PyTorch's tie rule):
+        # walk the offsets from last to first, so the earliest hit is written last.
+        which = np.zeros(t.shape, dtype=np.int16)
+        offsets = list(np.ndindex(*self.T.window))                          # row-major over (w_1, ..., w_k)
+        for k in range(len(offsets) - 1, -1, -1):
+            index = _offset_index(offsets[k], nd)
+            np.copyto(which, k, where=blocks[index] == t)
+        return t.reshape(P_out, N, D), which
+
+    def _fused_backward(self, x_shape, which, dt):
+        dx = np.zeros(x_shape, dtype=dt.dtype)
+        blocks = self._blocks(dx)                                           # a view: writing it fills dx
+        nd = len(self.in_shape)
+        dt = dt.reshape(tuple(blocks.shape[2 * a] for a in range(nd)) + dt.shape[1:])
+        if self.pool_kind == "mean":
+            r = int(np.prod(self.T.window))
+            for offset in np.ndindex(*self.T.window):
+                blocks[_offset_index(offset, nd)] = dt / r
+            return dx
+        for k, offset in enumerate(np.ndindex(*self.T.window)):
+            blocks[_offset_index(offset, nd)] = np.where(which == k, dt, 0)
+        return dx
 
     def _build_sliding(self, where, window, stride, padding) -> None:
         for name, value in (("window", window), ("stride", stride)):
@@ -180,6 +227,9 @@ class Pool(Layer):
     # ------------------------------------------------------------------ forward (47.1187, 47.1196)
     def forward(self, p, x):
         P, N, D = x.shape
+        if self.fused:
+            t, which = self._fused_forward(x)
+            return t, (x, which)
         if self.sliding:
             H = self.V.gather(x)                                            # (S, P', N, D)
             t, g = self._slide(H)
@@ -227,6 +277,8 @@ class Pool(Layer):
             return None, {}
         if self.sliding:                                                    # V_pool^T col{v(p') g_p'}
             return self.V.scatter_add(g * dt[None]), {}
+        if self.fused:
+            return self._fused_backward(g[0].shape, g[1], dt), {}
         P_out, N, D = dt.shape
         return self.T.backward(dt.reshape(P_out, N * D), g).reshape(self.T.P, N, D), {}
 
@@ -235,6 +287,9 @@ class Pool(Layer):
         if not need_input:
             return None, {}
         P_out, N, D = dt.shape
+        if self.fused:                       # the literal form uses the gradient vectors g of (47.1196)
+            x = g[0]
+            g = self.T.pool(x.reshape(x.shape[0], -1))[1]
         if self.sliding:
             # Map by map, the book's stacking: upv = col{v(p') g_p'} patch-major, then V_pool^T (the 47.1204 analogue).
             dx = np.empty((self.V.M, N, D), dtype=dt.dtype)
@@ -408,6 +463,14 @@ class Pool(Layer):
             return getattr(torch.nn, f"LPPool{n}d")(self.p, **geo)          # even p: y^p = |y|^p
         raise NotImplementedError(f"{self.pool_kind} pooling with overlapping or padded windows has no PyTorch "
                                   "module (LPPool takes no padding and no |y| for odd p)")
+
+
+def _offset_index(offset, nd):
+    """Index of one window offset (row-major tuple over the map's axes) into the blocks view."""
+    index = []
+    for a in range(nd - 1, -1, -1):                                         # blocks axes run last map axis first
+        index += [slice(None), offset[a]]
+    return tuple(index)
 
 
 def _pool_values(kind, vals, region, q, config):
