@@ -49,154 +49,36 @@ from collections import OrderedDict
 
 import numpy as np
 
-try:  # optional dependency
-    import torch
-    from torch import nn
-    from torch.nn import functional as F
-except ImportError:  # pragma: no cover - exercised only without torch
-    torch = None
 
 __all__ = ["to_torch", "from_torch", "parameters_from_torch", "gradients_from_torch", "network_gradients_from_torch",
            "torch_loss", "pooling_module", "column_stack_flatten"]
 
+from . import _validate as val
+from . import layers as L
 from .layout import kernel_from_torch, kernel_to_torch
+from .model import Network
 
-_INSTALL_HINT = ("PyTorch is an optional dependency of partitionnet; install it with "
-                 "`pip install partitionnet[torch]` (or `pip install torch`)")
+from .torch_modules import (_require_torch, column_stack_flatten, pooling_module,  # noqa: F401  (re-exported)
+                            torch)
 
-
-def _require_torch() -> None:
-    if torch is None:
-        raise ImportError(f"this function needs PyTorch. {_INSTALL_HINT}")
-
-
-# ---------------------------------------------------------------------------- layout helpers
-_kernel_to_torch = kernel_to_torch
-_kernel_from_torch = kernel_from_torch
-
-
-def _fortran_to_c_index(flat_f: np.ndarray, shape: tuple) -> np.ndarray:
-    """Column-stacked flat indices into ``shape`` -> row-major (torch) flat indices."""
-    return np.ravel_multi_index(np.unravel_index(flat_f, shape, order="F"), shape)
-
-
-def _unvec(v: np.ndarray, shape: tuple) -> np.ndarray:
-    from .vec import unvec
-
-    return unvec(v, shape)
-
-
-# ---------------------------------------------------------------------------- modules
 if torch is not None:
+    from torch import nn
+    from torch.nn import functional as F
 
-    _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-    _AVG = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
-    _MAX = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
-    _AVG_MODULE = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}
+    from .torch_modules import ColumnStackFlatten, ColumnStackReshape, LpPool, MaskedConv
+
     _CONV_MODULE = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
     _ACTIVATION = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "identity": nn.Identity}
 
-    def _window_sum(x, window):
-        """Sum over non-overlapping windows (an average pool times the window size)."""
-        return _AVG[len(window)](x, window, window) * float(np.prod(window))
-
-    class MaskedConv(nn.Module):
-        """A convolution whose weight is multiplied by a fixed 0/1 connection mask (47.1213).
-
-        ``weight`` and ``bias`` are ordinary parameters; the mask is a buffer,
-        so gradients of unconnected weights are exactly zero.
-        """
-
-        def __init__(self, weight, bias, mask, *, stride, padding, dilation):
-            super().__init__()
-            self.weight = nn.Parameter(weight)
-            self.bias = nn.Parameter(bias)
-            self.register_buffer("connection_mask", mask)
-            self.stride, self.padding, self.dilation = tuple(stride), tuple(padding), tuple(dilation)
-            self._conv = _CONV[weight.ndim - 2]
-
-        def forward(self, x):
-            return self._conv(x, self.weight * self.connection_mask, self.bias,
-                              self.stride, self.padding, self.dilation)
-
-        def extra_repr(self) -> str:
-            return (f"{self.weight.shape[1]}, {self.weight.shape[0]}, kernel_size={tuple(self.weight.shape[2:])}, "
-                    f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, masked")
-
-    class LpPool(nn.Module):
-        """``t = (sum_{window} |y|^p)^(1/p)`` over non-overlapping windows (Table 47.13, Prob. 47.163).
-
-        ``torch.nn.LPPool`` sums ``y^p`` without the absolute value, which
-        differs for negative entries and odd ``p``; this takes ``|y|``.
-        """
-
-        def __init__(self, window, p):
-            super().__init__()
-            self.window, self.p = tuple(window), float(p)
-
-        def forward(self, x):
-            return _window_sum(x.abs() ** self.p, self.window) ** (1.0 / self.p)
-
-        def extra_repr(self) -> str:
-            return f"window={self.window}, p={self.p}"
-
-    class MaskedSumPool(nn.Module):
-        """'correlation' pooling: ``t = sum_{window} m(p) y(p)`` (47.1196e), mask a buffer of the map's shape."""
-
-        def __init__(self, window, mask_map):
-            super().__init__()
-            self.window = tuple(window)
-            self.register_buffer("mask", mask_map)
-
-        def forward(self, x):
-            return _window_sum(x * self.mask, self.window)
-
-        def extra_repr(self) -> str:
-            return f"window={self.window}"
-
-    class RetainPool(nn.Module):
-        """'subsample' pooling: ``t(p') = y(p_o)``, a gather of each window's retained entry (47.1196c)."""
-
-        def __init__(self, index, output_shape):
-            super().__init__()
-            self.output_shape = tuple(output_shape)
-            self.register_buffer("index", index)
-
-        def forward(self, x):
-            return x.flatten(2)[:, :, self.index].reshape(x.shape[:2] + self.output_shape)
-
-        def extra_repr(self) -> str:
-            return f"output_shape={self.output_shape}"
-
-    class ColumnStackReshape(nn.Module):
-        """Reshape the spatial axes of ``(N, D, *shape)`` in column-stacking (vec) order."""
-
-        def __init__(self, shape):
-            super().__init__()
-            self.shape = tuple(shape)
-
-        def forward(self, x):
-            n = x.ndim - 2
-            x = x.permute((0, 1) + tuple(range(n + 1, 1, -1))).reshape(x.shape[:2] + tuple(reversed(self.shape)))
-            m = len(self.shape)
-            return x.permute((0, 1) + tuple(range(m + 1, 1, -1)))
-
-        def extra_repr(self) -> str:
-            return f"shape={self.shape}"
-
-    class ColumnStackFlatten(nn.Module):
-        """``y_1 = col{t^(1)}, ..., t^(D)}`` with each map column-stacked (47.1215)."""
-
-        def forward(self, x):
-            n = x.ndim - 2
-            return x.permute((0, 1) + tuple(range(n + 1, 1, -1))).flatten(1)
-
 
 # ---------------------------------------------------------------------------- export
-def _check_exportable(net) -> None:
-    from .network import ConvNet
+def _is_convnet(net) -> bool:
+    # Duck-typed so that this module does not import partitionnet.network (which imports it for to_torch).
+    return hasattr(net, "conv") and hasattr(net, "dense_sizes") and hasattr(net, "bias_sums")
 
-    if not isinstance(net, ConvNet):
+
+def _check_exportable(net) -> None:
+    if not _is_convnet(net):
         raise TypeError(f"net must be a partitionnet.ConvNet, got {type(net).__name__}")
     for st in net.conv:
         where = f"layer {st.index} (conv{st.index})"
@@ -212,38 +94,6 @@ def _check_exportable(net) -> None:
                 f"{where} pools over explicit regions ({pool.P_out} regions of a map of {pool.P}); PyTorch's "
                 "pooling layers only pool windows tiling the map, so there is no equivalent. Only window "
                 "pooling (ConvLayer(window=...) or Pooling.windows) can be exported.")
-
-
-def pooling_module(pool):
-    """The torch module for a window pooling (see the module docstring); ``None`` for no pooling."""
-    _require_torch()
-    if pool.is_identity:
-        return None
-    if pool.window is None:
-        raise NotImplementedError(f"pooling over explicit regions ({pool.P_out} regions of a map of {pool.P}) has "
-                                  "no PyTorch module: torch pools windows that tile the map")
-    window, n = pool.window, len(pool.window)
-    kind = pool.kind
-    if kind == "max":
-        return _MAX[n](window, stride=window)
-    if kind == "mean":
-        return _AVG_MODULE[n](window, stride=window)
-    if kind in ("l2", "lp"):
-        return LpPool(window, 2.0 if kind == "l2" else pool.p)
-    if kind == "correlation":
-        return MaskedSumPool(window, torch.from_numpy(_unvec(pool.mask, pool.input_shape).copy()))
-    if kind == "subsample":
-        keep = np.array([r[k] for r, k in zip(pool.regions, pool.retain)])   # column-stacked entries of y
-        index = _fortran_to_c_index(keep, pool.input_shape)             # region p' is column-stacked too
-        index = _unvec(index, pool.output_shape).ravel()                # row-major over the output map
-        return RetainPool(torch.from_numpy(index.astype(np.int64)), pool.output_shape)
-    raise ValueError(f"pooling kind {kind!r} has no PyTorch export")  # pragma: no cover
-
-
-def column_stack_flatten():
-    """The torch module flattening ``(N, D, *map)`` to ``col{t^(1), ..., t^(D)}`` per sample (47.1215)."""
-    _require_torch()
-    return ColumnStackFlatten()
 
 
 def to_torch(net):
@@ -275,7 +125,7 @@ def to_torch(net):
         if tuple(g["input_shape"]) != tuple(shape):
             layers[f"conv{c}_reshape"] = ColumnStackReshape(g["input_shape"])
         n = len(g["input_shape"])
-        weight = torch.from_numpy(_kernel_to_torch(params[f"conv{c}.W"], st.in_maps, st.maps, part.kernel_shape))
+        weight = torch.from_numpy(kernel_to_torch(params[f"conv{c}.W"], st.in_maps, st.maps, part.kernel_shape))
         bias = torch.from_numpy(-net.bias_sums(st).astype(np.float64))
         geo = dict(stride=g["stride"], padding=g["padding"], dilation=g["dilation"])
         if st.connections.all():
@@ -372,7 +222,7 @@ def parameters_from_torch(net, module) -> "OrderedDict[str, np.ndarray]":
         c = st.index
         conv = _child(module, f"conv{c}")
         weight = _numpy(conv.weight, f"conv{c}.weight", (st.maps, st.in_maps) + st.partition.kernel_shape)
-        out[f"conv{c}.W"] = _kernel_from_torch(weight) * st.weight_mask
+        out[f"conv{c}.W"] = kernel_from_torch(weight) * st.weight_mask
         out[f"conv{c}.Theta"] = _split_bias(net, st, _numpy(conv.bias, f"conv{c}.bias", (st.maps,)))
     for l in range(1, net.L):
         lin = _child(module, f"dense{l}")
@@ -391,9 +241,7 @@ def gradients_from_torch(net, module) -> "OrderedDict[str, np.ndarray]":
     seed's 47.1274).
     """
     _require_torch()
-    from .network import ConvNet
-
-    if not isinstance(net, ConvNet):
+    if not _is_convnet(net):
         return network_gradients_from_torch(net, module)
     _check_exportable(net)
     _check_twin(module)
@@ -402,7 +250,7 @@ def gradients_from_torch(net, module) -> "OrderedDict[str, np.ndarray]":
         c = st.index
         conv = _child(module, f"conv{c}")
         gw = _numpy(conv.weight.grad, f"conv{c}.weight.grad", (st.maps, st.in_maps) + st.partition.kernel_shape)
-        out[f"conv{c}.W"] = _kernel_from_torch(gw) * st.weight_mask
+        out[f"conv{c}.W"] = kernel_from_torch(gw) * st.weight_mask
         gb = -_numpy(conv.bias.grad, f"conv{c}.bias.grad", (st.maps,))
         out[f"conv{c}.Theta"] = (gb[None, :].copy() if net.bias == "tied"
                                  else np.where(st.connections.T, gb[None, :], 0.0))
@@ -480,8 +328,6 @@ def from_torch(module, input_shape, *, loss="squared"):
     True
     """
     _require_torch()
-    from . import _validate as val
-    from .model import Network
 
     if not isinstance(module, nn.Sequential):
         raise TypeError(f"module must be a torch.nn.Sequential, got {type(module).__name__}")
@@ -528,9 +374,6 @@ def _tuple(value, n):
 
 def _import_child(m, where, state):
     """One torch module -> (an unbuilt layer, its parameters under local names), or (None, {}) to skip."""
-    from . import layers as L
-    from .layout import kernel_from_torch
-
     n = len(state["shape"])
     if isinstance(m, nn.Identity):
         return None, {}
@@ -634,8 +477,6 @@ def network_gradients_from_torch(net, module) -> "OrderedDict[str, np.ndarray]":
     gradients change sign. A layer imported from a module without bias keeps a zero ``Theta`` whose
     gradient torch does not have: it is left out.
     """
-    from .layout import kernel_from_torch
-
     out = OrderedDict()
     for layer in net.layers:
         if not layer.parameter_shapes():

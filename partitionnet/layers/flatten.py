@@ -101,6 +101,6 @@ class Flatten(Layer):
             import torch
 
             return torch.nn.Flatten()
-        from ..torch_bridge import column_stack_flatten
+        from ..torch_modules import column_stack_flatten
 
         return column_stack_flatten()

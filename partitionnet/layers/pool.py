@@ -445,7 +445,7 @@ class Pool(Layer):
 
     def to_torch(self, p):
         """``MaxPool``/``AvgPool``/``LPPool`` with the same window, stride and padding (where torch has one)."""
-        from ..torch_bridge import pooling_module
+        from ..torch_modules import pooling_module
 
         if not self.sliding:
             return pooling_module(self.T)
