@@ -67,8 +67,8 @@ class Correlation(Layer):
     >>> net = Network((5, 5), 2, [L.Correlation(3, kernel=3, padding="same")], rng=0)
     >>> net.forward(np.ones((4, 2, 5, 5))).shape
     (4, 3, 5, 5)
-    >>> net.parameter_shapes()
-    OrderedDict({'conv1.W': (18, 3), 'conv1.Theta': (2, 3)})
+    >>> dict(net.parameter_shapes())
+    {'conv1.W': (18, 3), 'conv1.Theta': (2, 3)}
     """
 
     kind = "correlation"
