@@ -60,7 +60,7 @@ def _check_seed(seed, *, maximum: int | None = None) -> int:
 def _check_real(value, name: str, *, low: float, high: float | None = None,
                 low_open: bool = False, high_open: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {_validate._kind(value)} {value!r}")
+        raise TypeError(f"{name} must be a real number, got {_validate.kind_of(value)} {value!r}")
     value = float(value)
     ok = math.isfinite(value) and (value > low if low_open else value >= low)
     if high is not None:
@@ -120,11 +120,11 @@ class Dataset:
     def __post_init__(self):
         for field in ("x_train", "y_train", "x_test", "y_test"):
             if not isinstance(getattr(self, field), np.ndarray):
-                raise TypeError(f"{field} must be a numpy array, got {_validate._kind(getattr(self, field))}")
+                raise TypeError(f"{field} must be a numpy array, got {_validate.kind_of(getattr(self, field))}")
         if not isinstance(self.classes, tuple) or not all(isinstance(c, str) for c in self.classes):
             raise TypeError(f"classes must be a tuple of str, got {self.classes!r}")
         if not isinstance(self.name, str):
-            raise TypeError(f"name must be a str, got {_validate._kind(self.name)}")
+            raise TypeError(f"name must be a str, got {_validate.kind_of(self.name)}")
         for part in ("train", "test"):
             x, y = getattr(self, f"x_{part}"), getattr(self, f"y_{part}")
             if x.ndim < 3:
@@ -439,7 +439,7 @@ def load(name, **kwargs):
     (5, 5)
     """
     if not isinstance(name, str):
-        raise TypeError(f"name must be a str, one of {AVAILABLE}, got {_validate._kind(name)} {name!r}")
+        raise TypeError(f"name must be a str, one of {AVAILABLE}, got {_validate.kind_of(name)} {name!r}")
     try:
         loader = _LOADERS[name]
     except KeyError:
@@ -471,7 +471,7 @@ def one_hot(labels, n_classes):
     """
     n_classes = as_positive_int(n_classes, "n_classes", minimum=1)
     if isinstance(labels, (str, bytes)):
-        raise TypeError(f"labels must be an array of integers, got {_validate._kind(labels)}")
+        raise TypeError(f"labels must be an array of integers, got {_validate.kind_of(labels)}")
     arr = np.asarray(labels)
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
         if arr.size == 0 and arr.ndim == 1:

@@ -30,7 +30,21 @@ class Partition:
     """A partition of a vector of size ``M`` into ``P`` subvectors of size ``S``.
 
     Build one with :meth:`from_indices`, :meth:`sliding_window` or
-    :meth:`blocks`; the constructor itself is internal.
+    :meth:`blocks`. The constructor takes the index table itself
+    (``-1`` for padding) and checks it: every index must lie in
+    ``[-1, size - 1]``, and the optional shapes must multiply out to
+    ``size``, ``P`` and ``S``.
+
+    Parameters
+    ----------
+    indices : int array (P, S)
+        ``indices[p, s]`` is the entry of ``h`` at position ``s`` of ``h_p``, or ``-1`` for a zero pad.
+    size : int
+        M, the size of the partitioned vector.
+    input_shape, output_shape, kernel_shape : tuple of int, optional
+        Map shapes whose products are M, P and S (default ``(M,)``, ``(P,)``, ``(S,)``).
+    geometry : dict, optional
+        The sliding-window description (see :meth:`sliding_window`).
 
     Attributes
     ----------
@@ -58,18 +72,34 @@ class Partition:
     (4, 3, 6)
     >>> V.apply([1, 2, 3, 4, 5, 6]).astype(int).tolist()
     [1, 4, 6, 2, 5, 4, 3, 6, 1, 2, 4, 1]
+
+    The constructor refuses an index the vector does not have:
+
+    >>> Partition(np.array([[5, -1]]), 3)
+    Traceback (most recent call last):
+        ...
+    ValueError: indices must lie in [-1, 2] (0-based, -1 for padding, size=3); found 5 at position (0, 0)
     """
 
     def __init__(self, indices: np.ndarray, size: int, *, input_shape=None, output_shape=None,
                  kernel_shape=None, geometry=None):
+        size = val.as_positive_int(size, "size")
+        indices = _index_array(indices, "indices")
+        if indices.ndim != 2 or indices.shape[0] == 0 or indices.shape[1] == 0:
+            raise ValueError(f"indices must be a non-empty P x S table of integers, got an array of shape "
+                             f"{indices.shape}")
+        # An index outside [-1, M-1] would make every later gather, scatter or sparse product read or
+        # write outside the vector (scipy does not check, and the interpreter can crash).
+        _check_index_range(indices, -1, size - 1, "indices", "0-based, -1 for padding", size)
         indices = np.ascontiguousarray(indices, dtype=np.int64)
         self.indices = indices
         self.indices.setflags(write=False)
         self.P, self.S = (int(n) for n in indices.shape)
-        self.M = int(size)
-        self.input_shape = tuple(input_shape) if input_shape is not None else (self.M,)
-        self.output_shape = tuple(output_shape) if output_shape is not None else (self.P,)
-        self.kernel_shape = tuple(kernel_shape) if kernel_shape is not None else (self.S,)
+        self.M = size
+        self.input_shape = _checked_shape(input_shape, "input_shape", self.M, "size M")
+        self.output_shape = _checked_shape(output_shape, "output_shape", self.P, "P, the number of rows of indices")
+        self.kernel_shape = _checked_shape(kernel_shape, "kernel_shape", self.S,
+                                           "S, the number of columns of indices")
         self.geometry = geometry
         self._padded = bool((indices < 0).any())
         self._V = None
@@ -100,6 +130,7 @@ class Partition:
                [0, 0, 1]])
         """
         size = val.as_positive_int(size, "size")
+        one_based = val.as_bool(one_based, "one_based")
         arr = _index_array(index_lists, "index_lists")
         if arr.ndim != 2:
             raise ValueError(
@@ -284,7 +315,7 @@ class Partition:
 
     def index_lists(self, *, one_based: bool = False) -> list[list[int | None]]:
         """The subvectors as lists of indices (``None`` for a padded entry)."""
-        shift = 1 if one_based else 0
+        shift = 1 if val.as_bool(one_based, "one_based") else 0
         return [[int(i) + shift if i >= 0 else None for i in row] for row in self.indices]
 
     # ------------------------------------------------------------------ dunder
@@ -331,16 +362,29 @@ def _index_array(index_lists, name: str) -> np.ndarray:
     return arr.astype(np.int64, copy=False)
 
 
-def _shift_and_check_range(arr: np.ndarray, size: int, name: str, one_based: bool) -> np.ndarray:
-    lo, hi = (1, size) if one_based else (0, size - 1)
-    bad = (arr < lo) | (arr > hi)
-    if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
-        base = "1-based" if one_based else "0-based"
+def _check_index_range(arr: np.ndarray, lo: int, hi: int, name: str, base: str, size: int) -> None:
+    """Raise ``ValueError`` naming the first entry of ``arr`` outside ``[lo, hi]``."""
+    if arr.size and (int(arr.min()) < lo or int(arr.max()) > hi):
+        where = tuple(int(i) for i in np.argwhere((arr < lo) | (arr > hi))[0])
         raise ValueError(
             f"{name} must lie in [{lo}, {hi}] ({base}, size={size}); found {int(arr[where])} at position {where}"
         )
+
+
+def _shift_and_check_range(arr: np.ndarray, size: int, name: str, one_based: bool) -> np.ndarray:
+    lo, hi = (1, size) if one_based else (0, size - 1)
+    _check_index_range(arr, lo, hi, name, "1-based" if one_based else "0-based", size)
     return arr - 1 if one_based else arr.copy()
+
+
+def _checked_shape(shape, name: str, total: int, what: str) -> tuple[int, ...]:
+    """A map shape whose entries multiply to ``total`` (``(total,)`` when ``shape`` is None)."""
+    if shape is None:
+        return (total,)
+    out = val.as_shape(shape, name, max_ndim=None)
+    if int(np.prod(out)) != total:
+        raise ValueError(f"{name} {out} has {int(np.prod(out))} entries, but {what} is {total}")
+    return out
 
 
 def _resolve_padding(padding, kernel, stride, dilation, ndim) -> tuple[int, ...]:

@@ -58,6 +58,8 @@ class Pooling:
 
     For ``'l2'`` and ``'lp'`` a region that is all zeros has no derivative;
     its gradient vector is defined as 0 (the subgradient of smallest norm).
+    Both are computed scaled by the region's largest ``|y|``, so a large
+    ``p`` or large values never overflow.
 
     Attributes
     ----------
@@ -136,6 +138,8 @@ class Pooling:
             Seed for ``retain='random'``.
         """
         size = val.as_positive_int(size, "size")
+        one_based = val.as_bool(one_based, "one_based")
+        drop_remainder = val.as_bool(drop_remainder, "drop_remainder")
         if isinstance(regions, (str, bytes)) or not isinstance(regions, (Sequence, np.ndarray)):
             raise TypeError(f"regions must be a sequence of index lists, got {type(regions).__name__}")
         if len(regions) == 0:
@@ -182,6 +186,7 @@ class Pooling:
         input_shape = val.as_shape(input_shape, "input_shape")
         ndim = len(input_shape)
         window = val.as_int_tuple(window, "window", ndim)
+        drop_remainder = val.as_bool(drop_remainder, "drop_remainder")
         out_shape = []
         for a, (n, w) in enumerate(zip(input_shape, window)):
             if w > n:
@@ -353,17 +358,26 @@ def _tie_order(pool: Pooling, r: int):
 
 
 def _pool_lp(pool: Pooling, yo, p=None):
+    """``t = ||y(Omega)||_p`` and ``g = sign(y) (|y| / t)^(p-1)``, both computed in scaled form.
+
+    With ``m = max |y(Omega)|`` and ``r = |y| / m`` (so ``0 <= r <= 1`` and
+    one ``r`` is 1), ``t = m (sum r^p)^(1/p)`` and ``|y| / t = r / (sum r^p)^(1/p)``.
+    The sum lies in ``[1, |Omega|]``, so no power overflows however large
+    ``p`` or ``y`` are; the unscaled ``sum |y|^p`` is inf already for
+    ``|y| = 10, p = 400``. An all-zero region (``m = 0``) has no derivative;
+    its ``t`` and its gradient vector are 0.
+    """
     p = pool.p if p is None else p
     a = np.abs(yo)
-    if p == 2.0:
-        t = np.sqrt(pool._segment(np.add, yo * yo))
-        num = yo
-    else:
-        t = pool._segment(np.add, a ** p) ** (1.0 / p)
-        num = np.sign(yo) * a ** (p - 1.0)
-    den = pool._expand(t) ** (p - 1.0)
-    # An all-zero region has no derivative; its gradient vector is defined as 0.
-    g = np.divide(num, den, out=np.zeros_like(yo), where=pool._expand(t) > 0)
+    peak = pool._segment(np.maximum, a)
+    m = pool._expand(peak)
+    r = np.divide(a, m, out=np.zeros_like(a), where=m > 0)
+    rp = r * r if p == 2.0 else r ** p
+    s = pool._segment(np.add, rp)
+    root = np.sqrt(s) if p == 2.0 else s ** (1.0 / p)
+    t = peak * root
+    q = np.divide(r, pool._expand(root), out=np.zeros_like(r), where=m > 0)   # |y| / t, in [0, 1]
+    g = np.sign(yo) * (q if p == 2.0 else q ** (p - 1.0))
     return t, g
 
 

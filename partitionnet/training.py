@@ -128,12 +128,12 @@ def _check_net(net):
     from .network import ConvNet
 
     if not isinstance(net, ConvNet):
-        raise TypeError(f"net must be a partitionnet.ConvNet, got {_validate._kind(net)}")
+        raise TypeError(f"net must be a partitionnet.ConvNet, got {_validate.kind_of(net)}")
 
 
 def _check_real(value, name: str, *, positive: bool) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {_validate._kind(value)} {value!r}")
+        raise TypeError(f"{name} must be a real number, got {_validate.kind_of(value)} {value!r}")
     value = float(value)
     if not math.isfinite(value) or (value <= 0.0 if positive else value < 0.0):
         want = "a finite number > 0" if positive else "a finite number >= 0"
@@ -144,7 +144,7 @@ def _check_real(value, name: str, *, positive: bool) -> float:
 def _check_inputs(net, x, name: str = "x") -> np.ndarray:
     """x as a float64 batch (N, D_0, *map) with finite entries."""
     if isinstance(x, (str, bytes)):
-        raise TypeError(f"{name} must be a numeric array, got {_validate._kind(x)}")
+        raise TypeError(f"{name} must be a numeric array, got {_validate.kind_of(x)}")
     arr = np.asarray(x)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
@@ -167,7 +167,7 @@ def _check_targets(net, y, n: int, name: str = "y"):
     """Targets as (gamma (Q, N) float64, labels (N,) int64 or None)."""
     Q = net.dense_sizes[-1]
     if isinstance(y, (str, bytes)):
-        raise TypeError(f"{name} must be an array of class labels (N,) or target vectors (N, {Q}), got {_validate._kind(y)}")
+        raise TypeError(f"{name} must be an array of class labels (N,) or target vectors (N, {Q}), got {_validate.kind_of(y)}")
     arr = np.asarray(y)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
@@ -212,7 +212,7 @@ def _as_rng(rng) -> np.random.Generator:
         return np.random.default_rng(rng)
     if isinstance(rng, np.random.Generator):
         return rng
-    raise TypeError(f"rng must be None, an integer seed or a numpy Generator, got {_validate._kind(rng)}")
+    raise TypeError(f"rng must be None, an integer seed or a numpy Generator, got {_validate.kind_of(rng)}")
 
 
 # --------------------------------------------------------------------------- #
@@ -343,7 +343,7 @@ def fit(net, x, y, *, epochs, batch_size=1, learning_rate, rho1=0.0, rho2=0.0, e
                              f"1 - 2*mu*rho = {1 - 2 * learning_rate * rho:g} <= 0 (47.1228); use 2*mu*rho < 1")
     engine = _check_engine(engine)
     if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable, got {_validate._kind(callback)}")
+        raise TypeError(f"callback must be callable, got {_validate.kind_of(callback)}")
     gen = _as_rng(rng)
     xs = _check_inputs(net, x)
     N = xs.shape[0]

@@ -248,6 +248,23 @@ BAD = [
     (lambda: seed_partition().apply(np.ones((6, 2, 1))), ValueError, "h must have shape"),
     (lambda: seed_partition().adjoint(np.ones(6)), ValueError, r"g must have shape \(12,\)"),
     (lambda: seed_partition().apply(["a"] * 6), TypeError, "numeric"),
+    # the public constructor takes the index table itself (-1 = padding) and range-checks it
+    (lambda: Partition(np.array([[10**6, 0]]), 3), ValueError,
+     r"indices must lie in \[-1, 2\] \(0-based, -1 for padding, size=3\); found 1000000 at position \(0, 0\)"),
+    (lambda: Partition(np.array([[0, 1], [2, -2]]), 3), ValueError, r"found -2 at position \(1, 1\)"),
+    (lambda: Partition(np.array([[0, 3]]), 3), ValueError, "indices must lie in"),
+    (lambda: Partition(np.array([[0.0, 1.0]]), 3), TypeError, "indices must hold integers"),
+    (lambda: Partition(np.array([0, 1]), 3), ValueError, "indices must be a non-empty P x S table"),
+    (lambda: Partition(np.zeros((0, 2), dtype=int), 3), ValueError, "non-empty"),
+    (lambda: Partition(np.array([[0, 1]]), 0), ValueError, "size must be an integer >= 1"),
+    (lambda: Partition(np.array([[0, 1]]), "3"), TypeError, "size must be an integer"),
+    (lambda: Partition(np.array([[0, 1]]), 4, input_shape=(3, 2)), ValueError, r"input_shape \(3, 2\) has 6"),
+    (lambda: Partition(np.array([[0, 1]]), 4, kernel_shape=(3,)), ValueError, "kernel_shape"),
+    (lambda: Partition(np.array([[0, 1]]), 4, output_shape=(2,)), ValueError, "output_shape"),
+    # flags are real booleans: 'no' is a truthy string, not False
+    (lambda: Partition.from_indices([[1, 2]], 3, one_based="no"), TypeError, "one_based must be True or False"),
+    (lambda: Partition.from_indices([[1, 2]], 3, one_based=0), TypeError, "one_based must be True or False, got int"),
+    (lambda: seed_partition().index_lists(one_based="yes"), TypeError, "one_based"),
 ]
 
 
@@ -255,3 +272,32 @@ BAD = [
 def test_bad_input_raises(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_constructor_keeps_padding_and_accepts_numpy_bools():
+    V = Partition(np.array([[2, -1], [0, 1]]), 3, input_shape=(3,), output_shape=(2,), kernel_shape=(2,))
+    np.testing.assert_array_equal(V.matrix().toarray(), [[0, 0, 1], [0, 0, 0], [1, 0, 0], [0, 1, 0]])
+    np.testing.assert_array_equal(V.adjoint(np.ones(4)), [1, 1, 1])
+    W = Partition.from_indices([[1, 2]], 2, one_based=np.True_)
+    assert W.index_lists(one_based=np.False_) == [[0, 1]]
+
+
+def test_out_of_range_indices_no_longer_crash_the_interpreter():
+    # The issue's reproduction, in a child process: before the range check the sparse product read
+    # outside V's vector and the interpreter died with SIGSEGV, so an in-process test could not report.
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np
+from partitionnet import Partition
+for step in ("matrix", "adjoint"):
+    try:
+        V = Partition(np.array([[10**6, 0]]), 3)
+        V.matrix() @ np.ones(3) if step == "matrix" else V.adjoint(np.ones(2))
+    except ValueError as exc:
+        print("ValueError:", exc)
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("ValueError: indices must lie in [-1, 2]") == 2, run.stdout

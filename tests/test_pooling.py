@@ -31,7 +31,12 @@ def test_matrix_printed_inside_47_1201_is_a_typo():
     printed = np.eye(12)[np.array(printed_rows) - 1]
     lhs = np.array([1, 2, 4, 8, 3, 5, 7, 9, 11, 6, 10, 12], dtype=float)
     y = np.arange(1.0, 13.0)
-    assert printed.shape != (12, 12) or not np.array_equal(printed @ y, lhs)
+    # Evaluated on y = (1, ..., 12), the printed form reads entry 8 twice and never reads 6 or 9:
+    # a wrong value next to the corrected one, not only a shape mismatch.
+    assert printed.shape == (11, 12)
+    np.testing.assert_array_equal(printed @ y, [1, 2, 4, 8, 3, 5, 7, 8, 10, 11, 12])
+    assert printed[:, 8].sum() == 0 and printed[:, 5].sum() == 0 and printed[:, 7].sum() == 2
+    assert not np.array_equal(printed @ y, lhs[:11])
     np.testing.assert_array_equal(seed_pooling().permute(y), lhs)
 
 
@@ -106,6 +111,59 @@ def test_max_ties_in_equal_windows_go_to_the_first_index():
     t, g = pool.pool(np.array([[3.0, 1.0], [3.0, 1.0], [1.0, 2.0], [2.0, 2.0], [5.0, 0.0], [4.0, 0.0]]))
     np.testing.assert_array_equal(t, [[3, 1], [2, 2], [5, 0]])
     np.testing.assert_array_equal(g, [[1, 1], [0, 0], [0, 1], [1, 0], [1, 1], [0, 0]])
+
+
+def _lp_reference(y, p, dps=60):
+    """``t = ||y||_p`` and ``g = sign(y) |y|^(p-1) / t^(p-1)`` of one region in mpmath, to ``dps`` digits."""
+    import mpmath
+
+    with mpmath.workdps(dps):
+        ys = [mpmath.mpf(float(v)) for v in y]
+        t = mpmath.fsum(abs(v) ** p for v in ys) ** (mpmath.mpf(1) / p)
+        g = [mpmath.sign(v) * abs(v) ** (p - 1) / t ** (p - 1) if t != 0 else mpmath.mpf(0) for v in ys]
+        return float(t), np.array([float(v) for v in g])
+
+
+def test_lp_pooling_does_not_overflow_the_issue_example():
+    # Unscaled, sum |y|^400 = 10^400 is inf in float64: t was inf and g NaN.
+    t, g = Pooling.windows((4,), 2, kind="lp", p=400).pool(np.array([10.0, 1, 1, 1]))
+    assert np.all(np.isfinite(t)) and np.all(np.isfinite(g))
+    for r in range(2):
+        t_ref, g_ref = _lp_reference([10.0, 1, 1, 1][2 * r:2 * r + 2], 400)
+        np.testing.assert_allclose(t[r], t_ref, rtol=1e-14)
+        np.testing.assert_allclose(g[2 * r:2 * r + 2], g_ref, rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("p, scale", [(400.0, 1.0), (2.0, 1e200), (2.0, 1e-200), (3.0, 1e120), (57.5, 1e5),
+                                      (1.0, 1e300), (9.0, 1e-40)])
+def test_lp_pooling_matches_high_precision_at_extreme_values(p, scale):
+    rng = np.random.default_rng(int(p * 7) + int(np.log10(scale)) + 400)
+    y = rng.standard_normal(12) * scale                      # signs of both kinds
+    regions = [[0, 1, 2], [3, 4, 5, 6], [7, 8], [9, 10, 11]]
+    kind, extra = ("l2", {}) if p == 2.0 else ("lp", {"p": p})
+    t, g = Pooling.from_regions(regions, 12, kind=kind, **extra).pool(y)
+    for r, region in enumerate(regions):
+        t_ref, g_ref = _lp_reference(y[region], p)
+        np.testing.assert_allclose(t[r], t_ref, rtol=1e-13)
+        np.testing.assert_allclose(g[sum(map(len, regions[:r])):][:len(region)], g_ref, rtol=1e-11, atol=1e-300)
+
+
+@pytest.mark.parametrize("p, scale", [(400.0, 10.0), (2.0, 1e200), (3.0, 1e120), (25.0, 1.0)])
+def test_lp_gradient_vector_equals_central_differences(p, scale):
+    rng = np.random.default_rng(3)
+    y = rng.standard_normal(6) * scale
+    kind, extra = ("l2", {}) if p == 2.0 else ("lp", {"p": p})
+    pool = Pooling.windows((6,), 3, kind=kind, **extra)
+    _, g = pool.pool(y)
+    fd = np.zeros(6)
+    for i in range(6):
+        h = 1e-6 * abs(y[i])
+        up, down = y.copy(), y.copy()
+        up[i] += h
+        down[i] -= h
+        fd[i] = (pool.pool(up)[0][i // 3] - pool.pool(down)[0][i // 3]) / (2 * h)
+    assert np.all(np.isfinite(g))
+    np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.parametrize("kind,extra", [("l2", {}), ("lp", {"p": 2.5})])
@@ -235,6 +293,10 @@ BAD = [
     (lambda: Pooling.from_regions([[0, 1]], 2, kind="max", mask=[1.0, 2.0]), ValueError, "only used with"),
     (lambda: Pooling.from_regions([[0, 1]], 2, kind="subsample", retain=2), ValueError, "outside region"),
     (lambda: Pooling.windows((5, 5), 2), ValueError, "does not tile"),
+    (lambda: Pooling.from_regions([[1, 2]], 2, one_based="no"), TypeError, "one_based must be True or False"),
+    (lambda: Pooling.from_regions([[1, 2]], 2, one_based=1), TypeError, "one_based must be True or False, got int"),
+    (lambda: Pooling.from_regions([[0]], 2, drop_remainder="yes"), TypeError, "drop_remainder must be True"),
+    (lambda: Pooling.windows((5, 5), 2, drop_remainder=1), TypeError, "drop_remainder must be True or False"),
     (lambda: Pooling.windows((4, 4), 0), ValueError, "window"),
     (lambda: Pooling.windows((4, 4), 1.5), TypeError, "window"),
     (lambda: Pooling.windows((4, 4), 5), ValueError, "larger than"),
