@@ -153,20 +153,29 @@ class Trace:
 
     Conv arrays are indexed ``[position, sample, map]``; ``H[c]`` is the
     patch array ``[s, p, n, j]`` of layer ``c``'s input; ``g[c]`` holds the
-    pooling gradient vectors with columns ``n*D_c + d``. Dense arrays hold
-    samples as columns.
+    pooling gradient vectors with columns ``n*D_c + d`` (computed when first
+    read: the fused pooling of the fast path does not need them). Dense
+    arrays hold samples as columns.
     """
 
     x: np.ndarray
     H: list
     z_conv: list
     t: list
-    g: list
     z_dense: list   # z_2 ... z_L
     y_dense: list   # y_1 ... y_L
     batched: bool
     tape: list = field(repr=False, default=None)
     y: np.ndarray = field(repr=False, default=None)
+    pools: list = field(repr=False, default=None)     # per stage: (Pool layer, its tape residue) or (None, y)
+
+    @property
+    def g(self) -> list:
+        """The gradient vectors of (47.1196) of every stage's pooling, columns ``n*D_c + d``."""
+        if not hasattr(self, "_g"):
+            self._g = [np.ones((y.shape[0], y.shape[1] * y.shape[2]), dtype=y.dtype) if pool is None
+                       else pool.gradient_vectors(res) for pool, (res, y) in self.pools]
+        return self._g
 
 
 class ConvNet(Network):
@@ -336,19 +345,19 @@ class ConvNet(Network):
         """The forward pass on a checked batch, in the book's terms."""
         y, tape = self._run(xb)
         out = {layer.name: entry for layer, entry in zip(self.layers, tape)}
-        tr = Trace(x=to_stack(xb), H=[], z_conv=[], t=[], g=[], z_dense=[], y_dense=[], batched=batched,
-                   tape=tape, y=y)
+        tr = Trace(x=to_stack(xb), H=[], z_conv=[], t=[], z_dense=[], y_dense=[], batched=batched,
+                   tape=tape, y=y, pools=[])
         for st in self.conv:
             c = st.index
             tr.H.append(out[f"conv{c}"][0])
             tr.z_conv.append(out[f"conv{c}"][1])
             if f"conv{c}_pool" in out:
-                g, t = out[f"conv{c}_pool"]
+                res, t = out[f"conv{c}_pool"]
+                tr.pools.append((self.layer(f"conv{c}_pool"), (res, t)))
             else:
                 t = out[f"conv{c}_act"][1]
-                g = np.ones((st.P, t.shape[1] * st.maps), dtype=t.dtype)
+                tr.pools.append((None, (None, t)))
             tr.t.append(t)
-            tr.g.append(g)
         tr.y_dense.append(out["flatten"][1][:, :, 0])
         for l in range(1, self.L):
             tr.z_dense.append(out[f"dense{l}"][1][:, :, 0])

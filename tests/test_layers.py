@@ -30,7 +30,7 @@ def test_contract(kind, i, check):
 
 
 def test_every_kind_is_covered():
-    assert set(L.REGISTRY) == {"correlation", "pool", "activation", "softmax", "flatten", "dense"}
+    assert {"correlation", "pool", "activation", "softmax", "flatten", "dense"} <= set(L.REGISTRY)
     assert all(L.REGISTRY[k].examples() for k in L.REGISTRY)
 
 

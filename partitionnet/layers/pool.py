@@ -282,14 +282,23 @@ class Pool(Layer):
         P_out, N, D = dt.shape
         return self.T.backward(dt.reshape(P_out, N * D), g).reshape(self.T.P, N, D), {}
 
+    def gradient_vectors(self, res) -> np.ndarray:
+        """The gradient vectors ``col{g_p'}`` of (47.1196) from a forward residue.
+
+        For regions (T): region order, columns ``n D + d`` as ``Pooling.pool``
+        returns them. For overlapping windows: ``(S, P', N, D)``, offset-major.
+        """
+        if self.fused:
+            x = res[0]
+            return self.T.pool(x.reshape(x.shape[0], -1))[1]
+        return res
+
     def vjp_literal(self, p, g, dt, *, need_input=True):
         """Map by map: ``permute#(upv(v^(d), g^(d)))`` (47.1244, 47.1260), as the listing writes it."""
         if not need_input:
             return None, {}
         P_out, N, D = dt.shape
-        if self.fused:                       # the literal form uses the gradient vectors g of (47.1196)
-            x = g[0]
-            g = self.T.pool(x.reshape(x.shape[0], -1))[1]
+        g = self.gradient_vectors(g)         # the literal form uses the gradient vectors of (47.1196)
         if self.sliding:
             # Map by map, the book's stacking: upv = col{v(p') g_p'} patch-major, then V_pool^T (the 47.1204 analogue).
             dx = np.empty((self.V.M, N, D), dtype=dt.dtype)
