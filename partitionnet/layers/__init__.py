@@ -2,15 +2,20 @@
 
 >>> from partitionnet import layers as L
 >>> sorted(L.REGISTRY)
-['activation', 'correlation', 'dense', 'flatten', 'pool', 'softmax']
+['activation', 'channel_pool', 'correlation', 'dense', 'flatten', 'global_pool', 'locally_connected', 'pool', 'softmax', 'tiled_correlation']
 """
 from .activation import Activation
 from .base import REGISTRY, Layer, param_key, register, split_key
+from .channel_pool import ChannelPool
 from .correlation import Correlation
 from .dense import Dense
 from .flatten import Flatten
+from .global_pool import GlobalPool
+from .locally_connected import LocallyConnected
 from .pool import Pool
 from .softmax import Softmax
+from .tiled import TiledCorrelation
 
 __all__ = ["Layer", "REGISTRY", "register", "param_key", "split_key", "Correlation", "Pool", "Activation",
-           "Softmax", "Flatten", "Dense"]
+           "Softmax", "Flatten", "Dense", "LocallyConnected", "TiledCorrelation", "GlobalPool",
+           "ChannelPool"]
