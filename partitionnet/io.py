@@ -30,15 +30,22 @@ True
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import numbers
 import os
-import tempfile
+import secrets
+import signal
+import stat
+import threading
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["save", "load", "FORMAT", "VERSION"]
+__all__ = ["save", "load", "load_metadata", "FORMAT", "VERSION", "TEXT_LIMIT"]
 
 FORMAT = "partitionnet.ConvNet"
 VERSION = 1
@@ -136,6 +143,7 @@ def architecture(net) -> dict:
         "output": net.output,
         "loss": net.loss_name,
         "bias": net.bias,
+        **({} if _dtype_of(net) == np.float64 else {"dtype": _dtype_of(net).name}),
     }
 
 
@@ -188,7 +196,10 @@ def _options(desc: dict, where: str) -> dict:
     if "mask" in opts:
         opts["mask"] = np.asarray(opts["mask"], dtype=np.float64)
     if "retain" in opts:
-        opts["retain"] = np.asarray(opts["retain"], dtype=np.int64)
+        retain = np.asarray(opts["retain"])
+        if retain.ndim != 1 or (retain.dtype.kind not in "iu" and retain.size):
+            raise ValueError(f"{where}: retain must be a list of integer positions, got {opts['retain']!r}")
+        opts["retain"] = retain.astype(np.int64)
     return opts
 
 
@@ -241,7 +252,16 @@ def from_architecture(arch: dict, *, rng=None):
                    [_build_layer(d, c) for c, d in enumerate(layers, start=1)],
                    list(_need(arch, "dense", "architecture")), activation=_need(arch, "activation", "architecture"),
                    output=_need(arch, "output", "architecture"), loss=_need(arch, "loss", "architecture"),
-                   bias=_need(arch, "bias", "architecture"), rng=rng)
+                   bias=_need(arch, "bias", "architecture"), rng=rng, **_dtype_option(arch))
+
+
+def _dtype_option(arch: dict) -> dict:
+    """``dtype=`` for the ConvNet when the file records one (files without it are float64)."""
+    if "dtype" not in arch:
+        return {}
+    if arch["dtype"] not in ("float64", "float32"):
+        raise ValueError(f"architecture dtype must be 'float64' or 'float32', got {arch['dtype']!r}")
+    return {"dtype": np.dtype(arch["dtype"])}
 
 
 def _same_structure(a, b) -> bool:
@@ -272,20 +292,149 @@ def _same_structure(a, b) -> bool:
 # --------------------------------------------------------------------------- #
 # save / load
 # --------------------------------------------------------------------------- #
-def save(net, path) -> Path:
+# --------------------------------------------------------------------------- #
+# save
+# --------------------------------------------------------------------------- #
+class _Terminated(BaseException):
+    """Raised by the temporary signal handler of :func:`save` so the temporary file is removed."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_raise():
+    """While writing, SIGTERM and SIGHUP raise :class:`_Terminated` (main thread only; ignored signals stay ignored)."""
+    installed = {}
+    if threading.current_thread() is threading.main_thread():
+        for name in ("SIGTERM", "SIGHUP"):
+            signum = getattr(signal, name, None)
+            if signum is None:
+                continue
+            previous = signal.getsignal(signum)
+            if previous in (signal.SIG_IGN, None):
+                continue
+
+            def handler(num, frame):
+                raise _Terminated(num)
+
+            installed[signum] = previous
+            signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, previous in installed.items():
+            signal.signal(signum, previous)
+
+
+def _new_file(directory: Path, name: str):
+    """Create a fresh hidden temporary file next to the target, with the mode ``open`` would give (0666 & ~umask)."""
+    for _ in range(100):
+        tmp = directory / f".{name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "could not create a temporary file", str(directory))
+
+
+def _write_atomically(target: Path, arrays: dict) -> None:
+    """``np.savez`` into a temporary file in ``target``'s directory, then rename it over ``target``.
+
+    The new file keeps the mode of the file it replaces; a new file gets the
+    mode ``numpy.savez`` would give it (0666 minus the umask). The temporary
+    file is removed on any error, on Ctrl-C and on SIGTERM / SIGHUP.
+    """
+    directory = target.parent
+    existing_mode = None
+    try:
+        existing_mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        pass
+    fd, tmp = None, None
+    try:
+        with _signals_raise():
+            fd, tmp = _new_file(directory, target.name)
+            if existing_mode is not None:
+                os.chmod(tmp, existing_mode)
+            with os.fdopen(fd, "wb") as fh:
+                fd = None
+                np.savez(fh, **arrays)
+            os.replace(tmp, target)
+            tmp = None
+    except _Terminated as exc:
+        _remove(tmp, fd)
+        signal.raise_signal(exc.signum)  # the handlers are restored: the default action ends the process
+        raise InterruptedError(errno.EINTR, f"saving was interrupted by signal {exc.signum}; nothing was written",
+                               str(target)) from None
+    except BaseException:
+        _remove(tmp, fd)
+        raise
+
+
+def _remove(tmp, fd) -> None:
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    if tmp is not None:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def save(net, path, *, metadata=None) -> Path:
     """Write ``net`` (architecture and parameters) to the ``.npz`` file ``path``.
 
-    The file is written exactly at ``path`` (no suffix is added), through a
-    temporary file in the same directory that replaces ``path`` at the end,
-    so an interrupted save never leaves a half-written network behind.
-    Before writing, the architecture is rebuilt from its JSON description and
-    compared with ``net``'s operators, so a file that would not load back
-    exactly is never written.
+    The file is written exactly at ``path`` (no suffix is added). When
+    ``path`` is a symbolic link, the file it points to is written and the
+    link is kept. The data go to a temporary file in the same directory that
+    replaces the target at the end, so an interrupted save (an error, Ctrl-C,
+    SIGTERM) never leaves a half-written network or a temporary file behind.
+    A new file gets the permissions ``numpy.savez`` would give it (0666 minus
+    the umask); an existing file keeps its permissions. Before writing, the
+    architecture is rebuilt from its JSON description and compared with
+    ``net``'s operators, so a file that would not load back exactly is never
+    written.
+
+    Parameters
+    ----------
+    net : ConvNet
+        The network.
+    path : str or os.PathLike
+        Where to write.
+    metadata : dict, optional
+        JSON-serialisable information stored with the network (for example
+        the data set's name and the training settings); read it back with
+        :func:`load_metadata`.
 
     Returns
     -------
     pathlib.Path
-        The path written.
+        The path written (``path`` as given).
+
+    Raises
+    ------
+    TypeError
+        If ``net`` is not a ConvNet, ``path`` is not a path or ``metadata`` is
+        not a dict.
+    ValueError
+        If ``metadata`` cannot be stored as JSON.
+    OSError
+        If the file cannot be written; the error names ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from partitionnet import ConvNet, ConvLayer
+    >>> net = ConvNet((6,), 1, [ConvLayer(2, kernel=3, window=2)], [2], rng=0)
+    >>> path = os.path.join(tempfile.mkdtemp(), "net.npz")
+    >>> _ = save(net, path, metadata={"dataset": "squares_diamonds", "epochs": 3})
+    >>> load_metadata(path)["dataset"]
+    'squares_diamonds'
     """
     from .network import ConvNet
 
@@ -293,6 +442,8 @@ def save(net, path) -> Path:
         raise TypeError(f"net must be a partitionnet.ConvNet, got {type(net).__name__}")
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise TypeError(f"metadata must be a dict (stored as JSON) or None, got {type(metadata).__name__}")
     path = Path(path)
     arch = architecture(net)
     text = json.dumps(arch, allow_nan=False)
@@ -301,55 +452,117 @@ def save(net, path) -> Path:
                          "please report it as a bug")
     arrays = {"format": np.array(FORMAT), "version": np.array(VERSION, dtype=np.int64),
               "architecture": np.array(text)}
-    for key, value in net._params.items():
-        arrays[_PARAM + key] = np.ascontiguousarray(value, dtype=np.float64)
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
+    if metadata is not None:
         try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+            arrays["metadata"] = np.array(json.dumps(metadata, allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"metadata must be JSON-serialisable (str keys; str, number, bool, None, list and "
+                             f"dict values; finite numbers): {exc}") from None
+    dtype = _dtype_of(net)
+    for key, value in net.parameters().items():
+        arrays[_PARAM + key] = np.ascontiguousarray(value, dtype=dtype)
+    target = Path(os.path.realpath(path))  # through symbolic links: the target is written, the link kept
+    try:
+        _write_atomically(target, arrays)
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     return path
 
 
-def _read(path: Path) -> dict:
-    """All arrays of the file, read eagerly (so a truncated member fails here), or a clear error."""
-    try:
-        obj = np.load(path, allow_pickle=False)
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise
-    except Exception as exc:  # not an npz / npy at all: pickles, text, truncated archives, ...
-        raise ValueError(f"{path} is not a readable partitionnet network file (truncated, corrupt or another "
-                         f"format): {type(exc).__name__}: {exc}") from None
-    if not isinstance(obj, np.lib.npyio.NpzFile):
+def _dtype_of(net) -> np.dtype:
+    return np.dtype(getattr(net, "dtype", np.float64))
+
+
+# --------------------------------------------------------------------------- #
+# load
+# --------------------------------------------------------------------------- #
+#: Largest declared size accepted for the architecture and metadata members (bytes of the stored string).
+TEXT_LIMIT = 64 * 2 ** 20
+_SMALL_LIMIT = 4096          # the format and version markers
+_MEMBERS = ("format", "version", "architecture", "metadata")
+
+
+class _Member:
+    """A zip member holding one ``.npy`` array, known by its header only until :meth:`read`."""
+
+    def __init__(self, zf, info, path):
+        self.zf, self.info, self.path = zf, info, path
+        self.name = info.filename[:-4]
+        try:
+            with zf.open(info) as fh:
+                version = np.lib.format.read_magic(fh)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+                elif version == (2, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+                else:
+                    raise ValueError(f"unsupported .npy version {version}")
+                header = fh.tell()
+        except ValueError as exc:
+            raise ValueError(f"{path} is not a readable partitionnet network file (member {self.name!r}: "
+                             f"{exc})") from None
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        if self.dtype.hasobject:
+            raise ValueError(f"{path}: member {self.name!r} holds Python objects; network files hold plain "
+                             "data only (pickles are never loaded)")
+        self.nbytes = int(np.prod(self.shape, dtype=object)) * self.dtype.itemsize
+        if info.file_size != header + self.nbytes:
+            raise ValueError(f"{path} is not a readable partitionnet network file: member {self.name!r} declares "
+                             f"an array of {self.nbytes} bytes but stores {info.file_size - header}")
+
+    def read(self, limit: int | None = None) -> np.ndarray:
+        if limit is not None and self.nbytes > limit:
+            raise ValueError(f"{self.path}: member {self.name!r} declares {self.nbytes} bytes, more than the "
+                             f"{limit} such an entry may hold; the file is refused unread")
+        with self.zf.open(self.info) as fh:
+            return np.lib.format.read_array(fh, allow_pickle=False)
+
+
+def _text(members: dict, key: str, path) -> str | None:
+    m = members.get(key)
+    if m is None:
+        return None
+    if m.shape != () or m.dtype.kind != "U":
+        raise ValueError(f"{path}: the '{key}' entry is missing or malformed")
+    return str(m.read(TEXT_LIMIT))
+
+
+@contextlib.contextmanager
+def _open(path: Path):
+    """The file's members by name (headers read, data not yet), or a clear error."""
+    with open(path, "rb") as fh:  # FileNotFoundError / PermissionError / IsADirectoryError pass through
+        magic = fh.read(6)
+    if magic == b"\x93NUMPY":
         raise ValueError(f"{path} is not a partitionnet network file: it holds a single array "
                          "(a .npy file), not a .npz archive")
     try:
-        with obj:
-            return {key: obj[key] for key in obj.files}
-    except Exception as exc:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
+        raise ValueError(f"{path} is not a readable partitionnet network file (truncated, corrupt or another "
+                         f"format): {type(exc).__name__}: {exc}") from None
+    try:
+        with zf:
+            members = {}
+            for info in zf.infolist():
+                if info.filename.endswith(".npy"):
+                    try:
+                        members[info.filename[:-4]] = _Member(zf, info, path)
+                    except (zipfile.BadZipFile, EOFError, OSError, zlib.error, NotImplementedError) as exc:
+                        raise _Corrupt(exc) from None
+            yield members
+    except (_Corrupt, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as exc:
+        exc = exc.args[0] if isinstance(exc, _Corrupt) else exc
         raise ValueError(f"{path} is not a readable partitionnet network file (truncated or corrupt): "
                          f"{type(exc).__name__}: {exc}") from None
 
 
-def load(path):
-    """Read a network written by :func:`save`; returns a new :class:`ConvNet`.
+class _Corrupt(Exception):
+    pass
 
-    Raises
-    ------
-    FileNotFoundError
-        If ``path`` does not exist.
-    ValueError
-        If the file is truncated, corrupt, not a partitionnet network file,
-        written by a newer format version, or if its parameter arrays do not
-        fit its architecture. Nothing is returned half-loaded.
-    """
+
+def _check_path(path):
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     path = Path(path)
@@ -357,44 +570,110 @@ def load(path):
         raise FileNotFoundError(f"no network file at {str(path)!r}")
     if path.is_dir():
         raise IsADirectoryError(f"{str(path)!r} is a directory, not a network file")
-    data = _read(path)
-    fmt = data.get("format")
-    if fmt is None or fmt.dtype.kind != "U" or fmt.shape != () or str(fmt) != FORMAT:
+    return path
+
+
+def _check_marker(members: dict, path) -> None:
+    fmt = members.get("format")
+    if fmt is None or fmt.dtype.kind != "U" or fmt.shape != () or str(fmt.read(_SMALL_LIMIT)) != FORMAT:
         raise ValueError(f"{path} is not a partitionnet network file (it has no '{FORMAT}' format marker; "
-                         f"arrays found: {sorted(data)[:8]})")
-    version = data.get("version")
+                         f"arrays found: {sorted(members)[:8]})")
+    version = members.get("version")
     if version is None or version.shape != () or version.dtype.kind not in "iu":
         raise ValueError(f"{path}: the format version is missing or malformed")
-    if int(version) > VERSION or int(version) < 1:
-        raise ValueError(f"{path} was written in format version {int(version)}; this partitionnet reads "
+    version = int(version.read(_SMALL_LIMIT))
+    if version > VERSION or version < 1:
+        raise ValueError(f"{path} was written in format version {version}; this partitionnet reads "
                          f"versions 1..{VERSION} (upgrade partitionnet to read it)")
-    text = data.get("architecture")
-    if text is None or text.dtype.kind != "U" or text.shape != ():
-        raise ValueError(f"{path}: the 'architecture' entry is missing or malformed")
-    try:
-        arch = json.loads(str(text))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: the architecture is not valid JSON ({exc})") from None
-    try:
-        net = from_architecture(arch, rng=0)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: the stored architecture does not describe a valid network: {exc}") from None
 
-    params = {k[len(_PARAM):]: v for k, v in data.items() if k.startswith(_PARAM)}
-    expected = net.parameter_shapes()
-    missing = [k for k in expected if k not in params]
-    extra = [k for k in params if k not in expected]
-    if missing or extra:
-        raise ValueError(f"{path}: the parameter arrays do not fit the architecture (missing {missing}, "
-                         f"unexpected {extra})")
-    for key, shape in expected.items():
-        arr = params[key]
-        if arr.dtype != np.float64:
-            raise ValueError(f"{path}: parameter {key} has dtype {arr.dtype}, expected float64")
-        if arr.shape != shape:
-            raise ValueError(f"{path}: parameter {key} has shape {arr.shape}, but the architecture needs {shape}")
+
+def load(path):
+    """Read a network written by :func:`save`; returns a new :class:`ConvNet`.
+
+    Only the members a network file needs are read, and each one's declared
+    size (its zip entry and its ``.npy`` header) is checked before its data
+    are read: the parameters must have exactly the shapes and dtype the
+    stored architecture gives them, and the architecture string is bounded
+    by :data:`TEXT_LIMIT`. A file that declares more (a zip bomb, a header
+    announcing gigabytes) is refused without being read into memory.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is truncated, corrupt, not a partitionnet network file,
+        written by a newer format version, declares arrays that do not fit its
+        architecture, or if its parameter values are not valid. Nothing is
+        returned half-loaded.
+    """
+    path = _check_path(path)
+    with _open(path) as members:
+        _check_marker(members, path)
+        text = _text(members, "architecture", path)
+        if text is None:
+            raise ValueError(f"{path}: the 'architecture' entry is missing or malformed")
+        try:
+            arch = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: the architecture is not valid JSON ({exc})") from None
+        try:
+            net = from_architecture(arch, rng=0)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: the stored architecture does not describe a valid network: {exc}") from None
+
+        unknown = sorted(k for k in members if k not in _MEMBERS and not k.startswith(_PARAM))
+        if unknown:
+            raise ValueError(f"{path}: unexpected member {unknown[0]!r}; a network file holds only "
+                             f"{', '.join(_MEMBERS)} and '{_PARAM}<name>' arrays (nothing was read)")
+        stored = {k[len(_PARAM):]: m for k, m in members.items() if k.startswith(_PARAM)}
+        expected = net.parameter_shapes()
+        missing = [k for k in expected if k not in stored]
+        extra = [k for k in stored if k not in expected]
+        if missing or extra:
+            raise ValueError(f"{path}: the parameter arrays do not fit the architecture (missing {missing}, "
+                             f"unexpected {extra})")
+        dtype = _dtype_of(net)
+        for key, shape in expected.items():   # every declared size checked before any array is read
+            m = stored[key]
+            if m.dtype != dtype:
+                raise ValueError(f"{path}: parameter {key} has dtype {m.dtype}, expected {dtype}")
+            if m.shape != tuple(shape):
+                raise ValueError(f"{path}: parameter {key} has shape {m.shape}, but the architecture needs "
+                                 f"{tuple(shape)}")
+        params = {key: stored[key].read() for key in expected}
     try:
         net.set_parameters(params)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{path}: the parameter arrays do not fit the architecture: {exc}") from None
     return net
+
+
+def load_metadata(path) -> dict:
+    """The ``metadata`` dict stored by :func:`save` (an empty dict if the file has none).
+
+    Raises the same errors as :func:`load` for a file that is not a network
+    file.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from partitionnet import ConvNet, ConvLayer
+    >>> path = os.path.join(tempfile.mkdtemp(), "net.npz")
+    >>> _ = save(ConvNet((6,), 1, [ConvLayer(2, kernel=3)], [2], rng=0), path)
+    >>> load_metadata(path)
+    {}
+    """
+    path = _check_path(path)
+    with _open(path) as members:
+        _check_marker(members, path)
+        text = _text(members, "metadata", path)
+    if text is None:
+        return {}
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: the metadata is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: the metadata must be a JSON object, got {type(meta).__name__}")
+    return meta

@@ -117,9 +117,9 @@ def test_round_trip_is_exact(name, tmp_path):
     back = nio.load(path)
     x = _inputs(net)
     assert np.array_equal(back.forward(x), net.forward(x))              # bit-identical outputs
-    assert list(back._params) == list(net._params)
-    for key in net._params:
-        assert np.array_equal(back._params[key], net._params[key]), key
+    assert list(back.parameters()) == list(net.parameters())
+    for key in net.parameters():
+        assert np.array_equal(back.parameters()[key], net.parameters()[key]), key
     assert nio.architecture(back) == nio.architecture(net)
     assert repr(back) == repr(net)
     Q = net.dense_sizes[-1]
@@ -171,7 +171,7 @@ def test_file_is_plain_data(tmp_path):
         assert str(data["format"]) == nio.FORMAT and int(data["version"]) == nio.VERSION
         assert all(data[k].dtype != object for k in data.files)
         arch = json.loads(str(data["architecture"]))
-        assert {k for k in data.files if k.startswith("param:")} == {f"param:{k}" for k in net._params}
+        assert {k for k in data.files if k.startswith("param:")} == {f"param:{k}" for k in net.parameters()}
     part = arch["layers"][0]["partition"]
     assert part["type"] == "indices" and part["indices"][1] == [1, 1, 9]
 
@@ -182,7 +182,7 @@ def test_save_writes_exactly_the_given_path_and_leaves_no_temporary(tmp_path):
     assert path.name == "model" and path.exists()
     assert os.listdir(tmp_path) == ["model"]
     nio.save(_randomise(net), path)                                   # overwrite
-    assert np.array_equal(nio.load(path)._params["dense1.W"], net._params["dense1.W"])
+    assert np.array_equal(nio.load(path).parameters()["dense1.W"], net.parameters()["dense1.W"])
     assert os.listdir(tmp_path) == ["model"]
 
 
@@ -301,3 +301,229 @@ def test_doctest():
     import doctest
 
     assert doctest.testmod(nio).failed == 0
+
+
+# --------------------------------------------------------------------------- files saved by format 1 of release 0.1
+DATA = os.path.join(os.path.dirname(__file__), "data")
+
+
+@pytest.mark.parametrize("name", ["convnet_v1_2d", "convnet_v1_1d_subsample"])
+def test_files_of_the_first_release_load_and_give_the_same_outputs(name):
+    net = nio.load(os.path.join(DATA, f"{name}.npz"))
+    with np.load(os.path.join(DATA, f"{name}_expected.npz")) as ref:
+        np.testing.assert_array_equal(net.forward(ref["x"]), ref["y"])
+    assert nio.load_metadata(os.path.join(DATA, f"{name}.npz")) == {}
+
+
+# --------------------------------------------------------------------------- how the file is written
+def _mode(path):
+    return os.stat(path).st_mode & 0o777
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_new_files_follow_the_umask_as_numpy_does(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        nio.save(CASES["activation-tanh"](), tmp_path / "net.npz")
+        np.savez(tmp_path / "numpy.npz", a=np.ones(2))
+    finally:
+        os.umask(old)
+    assert _mode(tmp_path / "net.npz") == _mode(tmp_path / "numpy.npz") == 0o666 & ~umask
+
+
+def test_overwriting_keeps_the_mode_of_the_existing_file(tmp_path):
+    path = nio.save(CASES["activation-tanh"](), tmp_path / "net.npz")
+    os.chmod(path, 0o640)
+    nio.save(CASES["activation-relu"](), path)
+    assert _mode(path) == 0o640 and nio.load(path).activation == "relu"
+
+
+def test_a_symlink_is_followed_and_kept(tmp_path):
+    (tmp_path / "store").mkdir()
+    target = tmp_path / "store" / "real.npz"
+    nio.save(CASES["activation-tanh"](), target)
+    link = tmp_path / "link.npz"
+    link.symlink_to(target)
+    assert nio.save(CASES["activation-relu"](), link) == link
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert nio.load(target).activation == "relu"
+    assert sorted(os.listdir(tmp_path / "store")) == ["real.npz"]
+
+
+def test_write_errors_name_the_users_path_not_the_temporary_file(tmp_path):
+    path = tmp_path / "missing" / "dir" / "x.npz"
+    with pytest.raises(FileNotFoundError) as info:
+        nio.save(CASES["activation-tanh"](), path)
+    assert info.value.filename == str(path) and ".tmp" not in str(info.value)
+    (tmp_path / "ro").mkdir()
+    os.chmod(tmp_path / "ro", 0o500)
+    try:
+        if os.access(tmp_path / "ro", os.W_OK):   # running as root: permissions do not stop the write
+            pytest.skip("the permission check needs a non-root user")
+        with pytest.raises(PermissionError) as info:
+            nio.save(CASES["activation-tanh"](), tmp_path / "ro" / "x.npz")
+        assert info.value.filename == str(tmp_path / "ro" / "x.npz")
+    finally:
+        os.chmod(tmp_path / "ro", 0o700)
+
+
+_SIGTERM_SCRIPT = r"""
+import os, signal, sys
+import numpy as np
+from partitionnet import ConvNet, ConvLayer, io
+net = ConvNet((6,), 1, [ConvLayer(2, kernel=3, window=2)], [2], rng=0)
+real = np.savez
+def savez(fh, **arrays):           # write part of the file, then receive SIGTERM mid-write
+    fh.write(b"PK" + b"x" * 1000)
+    fh.flush()
+    os.kill(os.getpid(), signal.SIGTERM)
+    real(fh, **arrays)
+np.savez = savez
+io.save(net, sys.argv[1])
+print("not reached")
+"""
+
+
+def test_sigterm_while_saving_leaves_no_temporary_file(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _SIGTERM_SCRIPT, str(tmp_path / "net.npz")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == -signal.SIGTERM, out.stderr   # the process still ends by SIGTERM
+    assert "not reached" not in out.stdout
+    assert os.listdir(tmp_path) == []
+
+
+# --------------------------------------------------------------------------- metadata
+def test_metadata_round_trip(tmp_path):
+    meta = {"dataset": "mnist1d", "settings": {"epochs": 3, "lr": 0.1, "maps": [8, 8]}, "note": None}
+    path = nio.save(CASES["activation-tanh"](), tmp_path / "net.npz", metadata=meta)
+    assert nio.load_metadata(path) == meta
+    assert nio.load(path).activation == "tanh"
+    path = nio.save(CASES["activation-tanh"](), tmp_path / "plain.npz")
+    assert nio.load_metadata(path) == {}
+
+
+@pytest.mark.parametrize("meta, error, match", [
+    (["dataset"], TypeError, "metadata must be a dict"),
+    ({"x": np.ones(2)}, ValueError, "JSON-serialisable"),
+    ({"x": float("nan")}, ValueError, "JSON-serialisable"),
+])
+def test_metadata_is_checked(tmp_path, meta, error, match):
+    with pytest.raises(error, match=match):
+        nio.save(CASES["activation-tanh"](), tmp_path / "net.npz", metadata=meta)
+    assert os.listdir(tmp_path) == []
+
+
+def test_metadata_errors(saved, tmp_path):
+    _, path = saved
+    bad = _rewrite(path, tmp_path / "bad.npz", lambda a: a.update(metadata=np.array("[1, 2]")))
+    with pytest.raises(ValueError, match="metadata must be a JSON object"):
+        nio.load_metadata(bad)
+    with pytest.raises(FileNotFoundError):
+        nio.load_metadata(tmp_path / "absent.npz")
+
+
+# --------------------------------------------------------------------------- bounds: declared sizes checked before reading
+def _npy_header(shape, dtype="<f8") -> bytes:
+    import io as _io
+
+    buf = _io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return buf.getvalue()
+
+
+def _with_members(path, target, members, drop=()):
+    """Copy the zip ``path`` to ``target`` with extra or replaced raw members (name -> bytes, or a writer)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            if info.filename[:-4] not in members and info.filename[:-4] not in drop:
+                dst.writestr(info.filename, src.read(info))
+        for name, body in members.items():
+            if callable(body):
+                with dst.open(name + ".npy", "w", force_zip64=True) as fh:
+                    body(fh)
+            else:
+                dst.writestr(name + ".npy", body)
+    return target
+
+
+def test_a_small_file_declaring_gigabytes_is_refused_unread(saved, tmp_path):
+    _, path = saved
+    huge = (36000, 36000)                                   # 9.65 GiB of float64 declared in a 4 kB member
+    bad = _with_members(path, tmp_path / "huge.npz", {"param:dense1.W": _npy_header(huge) + b"\0" * 4000})
+    assert bad.stat().st_size < 20_000
+    with pytest.raises(ValueError, match="declares an array of 10368000000 bytes"):
+        nio.load(bad)
+
+
+def test_a_zip_bomb_is_refused_unread(saved, tmp_path):
+    import tracemalloc
+
+    _, path = saved
+    n = nio.TEXT_LIMIT + 2 ** 20                          # 65 MiB of zeros in about 65 kB
+
+    def bomb(fh):
+        fh.write(_npy_header((n // 8,)))
+        block = b"\0" * 2 ** 20
+        for _ in range(n // len(block)):
+            fh.write(block)
+
+    extra = _with_members(path, tmp_path / "extra.npz", {"padding": bomb})
+    assert extra.stat().st_size < 2 ** 20
+    replaced = _with_members(path, tmp_path / "param.npz", {"param:dense1.W": bomb})
+    text = _with_members(path, tmp_path / "text.npz",
+                         {"architecture": lambda fh: (fh.write(_npy_header((), "<U%d" % (n // 4))),
+                                                      [fh.write(b"\0" * 2 ** 20) for _ in range(n // 2 ** 20)])})
+    for bad, match in [(extra, "unexpected member 'padding'"), (replaced, r"dense1.W has shape \(8519680,\)"),
+                       (text, "declares 68157440 bytes")]:
+        tracemalloc.start()
+        try:
+            with pytest.raises(ValueError, match=match):
+                nio.load(bad)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 8 * 2 ** 20, (bad, peak)               # never read into memory
+
+
+def test_a_member_whose_data_disagree_with_its_header_is_refused(saved, tmp_path):
+    _, path = saved
+    with np.load(path) as data:
+        shape = data["param:dense1.W"].shape
+    bad = _with_members(path, tmp_path / "short.npz",
+                        {"param:dense1.W": _npy_header(shape) + b"\0" * (8 * int(np.prod(shape)) + 64)})
+    with pytest.raises(ValueError, match="declares an array of"):
+        nio.load(bad)
+
+
+@pytest.mark.parametrize("retain, ok", [([0, 2, 1], True), ([0.0, 2.0, 1.0], False), ([0, 1.7, 1], False),
+                                        ([True, False, True], False)])
+def test_the_loader_rejects_float_retain_positions(tmp_path, retain, ok):
+    net = ConvNet((12,), 1, [L(2, kernel=3, pooling="subsample", window=3,
+                                pool_options={"retain": "random", "rng": 1, "drop_remainder": True})], [2], rng=0)
+    path = nio.save(net, tmp_path / "n.npz")
+
+    def change(arrays):
+        arch = json.loads(str(arrays["architecture"]))
+        arch["layers"][0]["pooling"]["options"]["retain"] = retain
+        arrays["architecture"] = np.array(json.dumps(arch))
+
+    bad = _rewrite(path, tmp_path / "bad.npz", change)
+    if ok:
+        assert np.array_equal(nio.load(bad).conv[0].pooling.retain, [0, 2, 1])
+    else:
+        with pytest.raises(ValueError, match="retain must be a list of integer positions"):
+            nio.load(bad)
+
+
+def test_float32_networks_stay_float32(tmp_path):
+    net = ConvNet((6,), 1, [L(2, kernel=3, window=2)], [2], rng=0, dtype=np.float32)
+    back = nio.load(nio.save(net, tmp_path / "n.npz"))
+    assert back.dtype == np.float32
+    x = _inputs(net)
+    assert np.array_equal(back.forward(x), net.forward(x))
