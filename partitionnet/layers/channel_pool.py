@@ -6,7 +6,7 @@ vjp_literal ... ``permute#(upv(v, g))`` (47.1244) with T the pooling permutation
 operator ...... ``T^T U`` over the whole sample, ``U`` spreading each output by its gradient vector (47.1200-47.1204)
 reference ..... the pooled value of every group, position by position, written out
 
-The lecture slides (source 004) pool across maps instead of across positions:
+The slides "004:cross-channel pooling" (see SOURCES.md) pool across maps, not positions:
 output map e at position q pools the entries ``x^(e g + k)(q)``,
 ``k = 0, ..., g - 1`` (``g = group``), and max pooling over such groups is a
 maxout unit. In the stacked sample vector ``col{x^(1), ..., x^(D_in)}`` of

@@ -7,7 +7,8 @@ vjp_literal ... the masked operator ``V_loc^(j,d)`` of (47.1257) generalised, pe
 operator ...... the blocks ``V_loc^(j,d)`` in either algebra
 reference ..... direct summation over positions and kernel offsets, with the position's own mask
 
-The same partition V of the input maps as a :class:`~partitionnet.layers.Correlation`
+The slides' "local connection" ("004:kinds of connectivity", see SOURCES.md):
+the same partition V of the input maps as a :class:`~partitionnet.layers.Correlation`
 (47.1149, 47.1152), but output position p uses its own mask ``w_{j,p}^(d)``.
 The sharing of one mask across positions, which (47.1211-47.1212) assume, is
 dropped; everything else is unchanged.

@@ -8,7 +8,7 @@ reference ..... direct summation; the tile of output position o is ``o mod tiles
 
 Between a correlation (one mask shared by all positions, 47.1211-47.1212) and
 a locally connected layer (a mask per position) lies the tiled convolution of
-the lecture slides (source 004): ``T = prod(tiles)`` masks, and output
+the slides "004:tiled convolution" (see SOURCES.md): ``T = prod(tiles)`` masks, and output
 position ``o`` uses the mask of tile ``o mod tiles`` (axis by axis). Tiles are
 numbered in the column-stacked order used for positions, so tile
 ``(t_0, t_1, ...)`` is slot ``t_0 + tiles_0 (t_1 + tiles_1 t_2)``.
