@@ -51,3 +51,40 @@ def window_indices(input_shape, kernel, stride, pad_before, dilation, out_shape)
     flat = flat.reshape((P, S), order="F")
     inside = inside.reshape((P, S), order="F")
     return np.where(inside, flat, -1)
+
+
+def same_padding(n: int, k: int, stride: int, dilation: int) -> tuple[int, int]:
+    """``(before, after)`` zeros for ``padding='same'`` on one axis (the TensorFlow rule).
+
+    The output has ``ceil(n / stride)`` positions; the total padding is
+    ``max((out - 1)*stride + dilation*(k - 1) + 1 - n, 0)``, split with the
+    smaller half before and the odd zero after. PyTorch's ``padding='same'``
+    (stride 1) and ``scipy.signal.correlate2d(..., 'same')`` place it the same
+    way; ``scipy.signal.correlate(..., 'same')`` puts it before instead.
+
+    >>> same_padding(5, 2, 1, 1), same_padding(5, 3, 1, 1), same_padding(7, 3, 2, 1)
+    ((0, 1), (1, 1), (1, 1))
+    """
+    out = -(-n // stride)
+    total = max((out - 1) * stride + dilation * (k - 1) + 1 - n, 0)
+    return total // 2, total - total // 2
+
+
+def padding_pairs(padding, ndim: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Split a resolved padding (per-axis ints, or per-axis ``(before, after)`` pairs) into two tuples.
+
+    >>> padding_pairs((1, 2), 2)
+    ((1, 2), (1, 2))
+    >>> padding_pairs(((0, 1), (2, 2)), 2)
+    ((0, 2), (1, 2))
+    """
+    before, after = [], []
+    for a in range(ndim):
+        item = padding[a]
+        if isinstance(item, (tuple, list)):
+            before.append(int(item[0]))
+            after.append(int(item[1]))
+        else:
+            before.append(int(item))
+            after.append(int(item))
+    return tuple(before), tuple(after)

@@ -15,13 +15,14 @@ the sparse matrix itself is built in O(nnz) on request.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
 from . import _validate as val
-from ._windows import output_length, window_indices
+from ._windows import output_length, padding_pairs, same_padding, window_indices
 
 _PADDING_MODES = ("valid", "same", "full")
 
@@ -158,34 +159,52 @@ class Partition:
         kernel : int or tuple of int
             Window shape; an int applies to every axis.
         stride, dilation : int or tuple of int, default 1
-        padding : int, tuple of int, or {'valid', 'same', 'full'}, default 0
-            Zeros added on both sides of each axis. ``'valid'`` is 0,
-            ``'same'`` keeps the map size (odd kernel, unit stride), ``'full'``
-            is ``dilation*(kernel-1)`` so that every overlap counts.
+        padding : int, tuple, or {'valid', 'same', 'full'}, default 0
+            Zeros added to each axis: an int (every axis, both sides), or one
+            entry per axis, each an int (both sides) or a ``(before, after)``
+            pair, e.g. ``((0, 1), 2)`` for a 2-D map. ``'valid'`` is 0;
+            ``'full'`` is ``dilation*(kernel-1)`` on both sides, so that every
+            overlap counts; ``'same'`` gives ``ceil(n/stride)`` positions, with
+            total padding ``max((out-1)*stride + dilation*(kernel-1) + 1 - n, 0)``
+            split as TensorFlow does: half (rounded down) before, the rest
+            after, so an odd total puts the extra zero *after* the map. This is
+            also PyTorch's ``padding='same'`` and
+            ``scipy.signal.correlate2d(..., 'same')``; note that
+            ``scipy.signal.correlate(..., 'same')`` centres the other way and
+            puts the extra zero before.
+
+        The resolved padding is kept in ``geometry['padding']``: per-axis
+        ints when both sides agree, else per-axis ``(before, after)`` pairs.
 
         Examples
         --------
         >>> V = Partition.sliding_window((6, 6), 3, padding="same")
         >>> V.P, V.S, V.output_shape
         (36, 9, (6, 6))
+        >>> Partition.sliding_window((5,), 2, padding="same").geometry["padding"]
+        ((0, 1),)
+        >>> Partition.sliding_window(4, 2, padding=((1, 0),)).index_lists()
+        [[None, 0], [0, 1], [1, 2], [2, 3]]
         """
         input_shape = val.as_shape(input_shape, "input_shape")
         ndim = len(input_shape)
         kernel = val.as_int_tuple(kernel, "kernel", ndim)
         stride = val.as_int_tuple(stride, "stride", ndim)
         dilation = val.as_int_tuple(dilation, "dilation", ndim)
-        pad = _resolve_padding(padding, kernel, stride, dilation, ndim)
+        pad = _resolve_padding(padding, kernel, stride, dilation, ndim, input_shape)
+        before, after = padding_pairs(pad, ndim)
         out_shape = []
         for a in range(ndim):
-            n_out = output_length(input_shape[a], kernel[a], stride[a], pad[a], pad[a], dilation[a])
+            n_out = output_length(input_shape[a], kernel[a], stride[a], before[a], after[a], dilation[a])
             if n_out < 1:
                 span = dilation[a] * (kernel[a] - 1) + 1
                 raise ValueError(
                     f"kernel {kernel} (dilated extent {span} on axis {a}) is larger than the padded input "
-                    f"({input_shape[a]} + 2*{pad[a]} = {input_shape[a] + 2 * pad[a]} on axis {a})"
+                    f"({before[a]} + {input_shape[a]} + {after[a]} = {input_shape[a] + before[a] + after[a]} "
+                    f"on axis {a})"
                 )
             out_shape.append(n_out)
-        idx = window_indices(input_shape, kernel, stride, pad, dilation, out_shape)
+        idx = window_indices(input_shape, kernel, stride, before, dilation, out_shape)
         geometry = {"input_shape": input_shape, "kernel": kernel, "stride": stride,
                     "padding": pad, "dilation": dilation}
         return cls(idx, int(np.prod(input_shape)), input_shape=input_shape, output_shape=tuple(out_shape),
@@ -387,21 +406,47 @@ def _checked_shape(shape, name: str, total: int, what: str) -> tuple[int, ...]:
     return out
 
 
-def _resolve_padding(padding, kernel, stride, dilation, ndim) -> tuple[int, ...]:
+def _resolve_padding(padding, kernel, stride, dilation, ndim, input_shape=None):
+    """Per-axis padding from any accepted form: a tuple of ints when every axis is padded
+    symmetrically, else a tuple of ``(before, after)`` pairs (one per axis).
+
+    Accepted: an int; one int or one ``(before, after)`` pair per axis; or a mode,
+    ``'valid'`` (none), ``'full'`` (``dilation*(kernel-1)`` on both sides) or
+    ``'same'`` (``ceil(n/stride)`` positions, TensorFlow's split with the odd
+    zero after, :func:`~partitionnet._windows.same_padding`; needs ``input_shape``).
+    """
     if isinstance(padding, str):
         mode = padding.lower()
         if mode not in _PADDING_MODES:
-            raise ValueError(f"padding must be an int, a tuple of ints, or one of {_PADDING_MODES}, got {padding!r}")
+            raise ValueError(f"padding must be an int, a tuple of ints or (before, after) pairs, or one of "
+                             f"{_PADDING_MODES}, got {padding!r}")
         if mode == "valid":
             return (0,) * ndim
         if mode == "full":
             return tuple(d * (k - 1) for k, d in zip(kernel, dilation))
-        # 'same': centred windows need an odd extent and unit stride.
-        even = [a for a, k in enumerate(kernel) if k % 2 == 0]
-        if even:
-            raise ValueError(f"padding='same' needs an odd kernel on every axis, got kernel {kernel} "
-                             f"(even on axis {even[0]}); use explicit padding instead")
-        if any(s != 1 for s in stride):
-            raise ValueError(f"padding='same' needs stride 1, got stride {stride}")
-        return tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation))
-    return val.as_int_tuple(padding, "padding", ndim, minimum=0)
+        if input_shape is None:
+            raise ValueError("padding='same' needs the input shape")
+        pairs = tuple(same_padding(n, k, s, d) for n, k, s, d in zip(input_shape, kernel, stride, dilation))
+    elif isinstance(padding, (numbers.Integral, np.integer)) and not isinstance(padding, bool):
+        return val.as_int_tuple(padding, "padding", ndim, minimum=0)
+    else:
+        if isinstance(padding, (bytes, bool)) or not isinstance(padding, (Sequence, np.ndarray)):
+            raise TypeError(f"padding must be an int, a tuple of ints or (before, after) pairs, or one of "
+                            f"{_PADDING_MODES}, got {val.kind_of(padding)} {padding!r}")
+        items = list(padding)
+        if len(items) != ndim:
+            raise ValueError(f"padding must have {ndim} entries (one per axis, each an int or a (before, after) "
+                             f"pair), got {len(items)}: {padding!r}")
+        pairs = []
+        for a, item in enumerate(items):
+            if isinstance(item, (Sequence, np.ndarray)) and not isinstance(item, (str, bytes)):
+                if len(item) != 2:
+                    raise ValueError(f"padding[{a}] must be an int or a (before, after) pair, got {len(item)} "
+                                     f"entries: {item!r}")
+                pairs.append(val.as_int_tuple(item, f"padding[{a}]", 2, minimum=0))
+            else:
+                pairs.append((val.as_positive_int(item, f"padding[{a}]", minimum=0),) * 2)
+        pairs = tuple(pairs)
+    if all(b == a for b, a in pairs):
+        return tuple(b for b, _ in pairs)
+    return pairs

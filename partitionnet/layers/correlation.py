@@ -18,6 +18,14 @@ Parameters, in the book's shapes (47.1221-47.1224):
 
 A connection table (47.1213) leaves some (input, output) pairs unconnected;
 their weights and biases are structural zeros (:meth:`Correlation.structural_mask`).
+
+``groups=g`` (as in PyTorch) is the connection table in which output map ``d``
+sees only the ``D_in/g`` input maps of its own group (``d // (D/g)`` is the
+group of output map ``d``, ``j // (D_in/g)`` that of input map ``j``); ``g =
+D_in`` is a depthwise layer. It is stored compactly, without the structural
+zeros: ``W`` is ``S D_in/g x D`` and row ``j' S + s`` of column ``d`` holds
+``w_j^(d)(s)`` for the ``j'``-th input map ``j`` of ``d``'s group; with
+``bias='per_input'`` ``Theta`` is ``D_in/g x D`` in the same order.
 """
 from __future__ import annotations
 
@@ -31,6 +39,7 @@ import scipy.sparse as sp
 from .. import _validate as val
 from ..algebra import SCIPY
 from ..layout import kernel_to_torch
+from .._windows import padding_pairs
 from ..partition import Partition
 from .base import Layer, register
 
@@ -48,6 +57,14 @@ class Correlation(Layer):
     kernel, stride, padding, dilation
         Geometry of a sliding-window partition of each input map
         (:meth:`Partition.sliding_window`). Ignored when ``partition`` is given.
+        ``padding`` takes an int, one int or one ``(before, after)`` pair per
+        axis, or ``'valid'``, ``'full'``, ``'same'``. ``'same'`` gives
+        ``ceil(n/stride)`` positions for any kernel: the total padding
+        ``max((out-1)*stride + dilation*(kernel-1) + 1 - n, 0)`` is split as in
+        TensorFlow, the smaller half before, so an odd total puts the extra
+        zero *after* the map (as PyTorch's ``padding='same'`` and
+        ``scipy.signal.correlate2d(..., 'same')`` do;
+        ``scipy.signal.correlate(..., 'same')`` puts it before).
     partition : Partition, optional
         Any partition of the input maps, for example an unstructured one.
     connections : optional
@@ -55,6 +72,13 @@ class Correlation(Layer):
         ``(D, D_in)``, ``connections[d, j]`` true when input map ``j`` feeds
         output map ``d``; or a list holding, for every output map, the list of
         its input maps (0-based). Default: every pair is connected.
+    groups : int, default 1
+        Grouped correlation as in PyTorch: input and output maps split into
+        ``groups`` consecutive groups, output group ``g`` reading input group
+        ``g`` only; ``groups = D_in`` is depthwise. A structured connection
+        table (47.1213) stored compactly (see the module docstring for the
+        layout of ``W``). Must divide both map counts; not combined with
+        ``connections``.
     bias : {'per_input', 'tied'}
         One bias per (input, output) pair as in (47.1224b), or one per output map.
     name : str, optional
@@ -69,6 +93,13 @@ class Correlation(Layer):
     (4, 3, 5, 5)
     >>> dict(net.parameter_shapes())
     {'conv1.W': (18, 3), 'conv1.Theta': (2, 3)}
+
+    A depthwise layer (each of 4 maps filtered on its own), padded by one zero
+    before and two after along the single axis:
+
+    >>> net = Network((6,), 4, [L.Correlation(4, kernel=3, padding=((1, 2),), groups=4)], rng=0)
+    >>> net.forward(np.ones((1, 4, 6))).shape, dict(net.parameter_shapes())["conv1.W"]
+    ((1, 4, 7), (3, 4))
     """
 
     kind = "correlation"
@@ -76,8 +107,14 @@ class Correlation(Layer):
     equations = "47.1205-47.1213, 47.1250-47.1258, 47.1265-47.1274"
 
     def __init__(self, maps, *, kernel=None, stride=1, padding=0, dilation=1, partition=None,
-                 connections=None, bias="per_input", name=None):
+                 connections=None, groups=1, bias="per_input", name=None):
         self.maps = val.as_positive_int(maps, "maps")
+        self.groups = val.as_positive_int(groups, "groups")
+        if self.groups > 1 and connections is not None:
+            raise ValueError(f"groups={self.groups} is itself a connection table; pass either groups or "
+                             "connections, not both")
+        if self.maps % self.groups:
+            raise ValueError(f"groups={self.groups} must divide the number of output maps (maps={self.maps})")
         if partition is not None and not isinstance(partition, Partition):
             raise TypeError(f"partition must be a Partition, got {type(partition).__name__}")
         if partition is None and kernel is None:
@@ -102,7 +139,11 @@ class Correlation(Layer):
         return [(cls(2, kernel=2), 2, (3, 3)),
                 (cls(2, kernel=3, stride=2, padding=1, bias="tied"), 1, (5, 4)),
                 (cls(2, kernel=2, dilation=2, padding="full", connections=[[0], [0, 1]]), 2, (4,)),
-                (cls(2, partition=Partition.from_indices([[0, 2], [1, 0], [3, 3]], 4)), 1, (4,))]
+                (cls(2, partition=Partition.from_indices([[0, 2], [1, 0], [3, 3]], 4)), 1, (4,)),
+                (cls(4, kernel=(2, 1), padding=((0, 1), 1), groups=2), 2, (2, 2)),
+                (cls(2, kernel=2, stride=2, padding="same", groups=2, bias="tied"), 2, (3,)),
+                (cls(3, kernel=2, dilation=(1, 2), padding="same", groups=3), 3, (2, 3)),
+                (cls(2, kernel=2, groups=2), 2, (2, 2, 2))]
 
     # ------------------------------------------------------------------ build
     def _build(self) -> None:
@@ -120,21 +161,35 @@ class Correlation(Layer):
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"{where}: {exc}") from None
         self.V = V
-        self.table = connection_table(self.connections, self.maps, self.in_maps, where)
+        if self.in_maps % self.groups:
+            raise ValueError(f"{where}: groups={self.groups} must divide both the number of input maps "
+                             f"({self.in_maps}) and of output maps ({self.maps})")
+        if self.groups > 1:
+            self.table = group_table(self.maps, self.in_maps, self.groups)
+        else:
+            self.table = connection_table(self.connections, self.maps, self.in_maps, where)
         self.out_maps, self.out_shape, self.out_vector = self.maps, V.output_shape, False
 
     @property
     def S(self) -> int:
         return self.V.S
 
+    @property
+    def group_in(self) -> int:
+        """``D_in / groups``: the input maps that feed one output map (all of them without groups)."""
+        return self.in_maps // self.groups
+
     # ------------------------------------------------------------------ parameters
     def parameter_shapes(self) -> dict:
-        rows = self.in_maps if self.bias == "per_input" else 1
-        return {"W": (self.S * self.in_maps, self.maps), "Theta": (rows, self.maps)}
+        rows = self.group_in if self.bias == "per_input" else 1
+        return {"W": (self.S * self.group_in, self.maps), "Theta": (rows, self.maps)}
 
     def structural_mask(self, parameter: str):
-        """Row ``j*S + s`` of column ``d`` of ``W`` (and ``Theta[j, d]``) exist iff map j feeds map d (47.1213)."""
-        if self.table.all():
+        """Row ``j*S + s`` of column ``d`` of ``W`` (and ``Theta[j, d]``) exist iff map j feeds map d (47.1213).
+
+        A grouped layer stores only the connected pairs: nothing is masked.
+        """
+        if self.groups > 1 or self.table.all():
             return None
         if parameter == "W":
             return np.repeat(self.table.T, self.S, axis=0)
@@ -149,20 +204,25 @@ class Correlation(Layer):
         return {"W": W, "Theta": np.zeros(self.parameter_shapes()["Theta"])}
 
     def kernels(self, W: np.ndarray) -> np.ndarray:
-        """``W_c`` rearranged as ``K[s, j, d] = w_j^(d)(s)`` (kernel offset first)."""
-        return W.reshape(self.in_maps, self.S, self.maps).transpose(1, 0, 2)
+        """``W_c`` rearranged as ``K[s, j', d] = w_j^(d)(s)`` (kernel offset first; ``j'`` within d's group)."""
+        return W.reshape(self.group_in, self.S, self.maps).transpose(1, 0, 2)
 
     def bias_sums(self, Theta: np.ndarray) -> np.ndarray:
         """``sum_j theta^(d)(j)`` for every output map d: the constant of (47.1212)."""
-        if self.bias == "tied":
-            return Theta[0]
+        if self.bias == "tied" or self.groups > 1:
+            return Theta.sum(axis=0)
         return (Theta * self.table.T).sum(axis=0)
+
+    def _mask(self, W, j: int, d: int):
+        """The mask ``w_j^(d)`` (S entries) of the connected pair (input map j, output map d)."""
+        r = j % self.group_in
+        return W[r * self.S:(r + 1) * self.S, d]
 
     # ------------------------------------------------------------------ forward (47.1212)
     def forward(self, p, x):
         """``x`` is ``(M, N, D_in)``; returns ``z`` as ``(P, N, D)`` and the patches ``H[s, p, n, j]``."""
         H = self.V.gather(x)
-        z = correlate_patches(H, self.kernels(p["W"])) - self.bias_sums(p["Theta"])
+        z = correlate_patches(H, self.kernels(p["W"]), self.groups) - self.bias_sums(p["Theta"])
         return z, H
 
     # ------------------------------------------------------------------ fast backward
@@ -175,17 +235,11 @@ class Correlation(Layer):
         """
         total = -dz.sum(axis=(0, 1))
         rows = self.parameter_shapes()["Theta"][0]
-        grads = {"W": weight_gradient(H, dz), "Theta": np.broadcast_to(total, (rows, self.maps)).copy()}
+        grads = {"W": weight_gradient(H, dz, self.groups),
+                 "Theta": np.broadcast_to(total, (rows, self.maps)).copy()}
         if not need_input:
             return None, grads
-        K = self.kernels(p["W"])
-        P, N, D = dz.shape
-        S, D_in = K.shape[:2]
-        flat = dz.reshape(P * N, D)
-        G = np.empty((S, P * N, D_in), dtype=np.result_type(dz, K))
-        for s in range(S):
-            np.matmul(flat, K[s].T, out=G[s])
-        return self.V.scatter_add(G.reshape(S, P, N, D_in)), grads
+        return self.V.scatter_add(spread_patches(dz, self.kernels(p["W"]), self.groups)), grads
 
     # ------------------------------------------------------------------ literal backward (the book's listing)
     def vjp_literal(self, p, H, dz, *, need_input=True):
@@ -201,30 +255,34 @@ class Correlation(Layer):
         S = self.S
         spread = sp.kron(np.ones((1, D)), sp.eye_array(P, format="csr"), format="csr")
         rows = self.parameter_shapes()["Theta"][0]
-        dW = np.zeros((self.in_maps * S, D))
-        dTheta = np.zeros((rows, D))
-        ones_bias = np.ones((rows, P))
+        dtype = np.result_type(dz, H)
+        dW = np.zeros((self.in_maps * S, D), dtype=dtype)
+        dTheta = np.zeros((rows, D), dtype=dtype)
+        ones_bias = np.ones((rows, P), dtype=dtype)
         for n in range(N):
             Delta = block_diagonal(dz[:, n, :])                                      # (47.1270)
             H_n = H[:, :, n, :].transpose(2, 0, 1).reshape(self.in_maps * S, P)     # H_{n,c-1} (47.1225)
             gathered = (spread @ Delta).toarray()                                   # (1^T kron I_P) Delta_n
             dW += H_n @ gathered                                                    # (47.1271)
             dTheta -= ones_bias @ gathered                                          # (47.1274)
+        if self.groups > 1:             # keep the connected blocks only: the compact W of a grouped layer
+            g, r, o = self.groups, self.group_in, self.maps // self.groups
+            dW = np.einsum("aiab->iab", dW.reshape(g, r * S, g, o)).reshape(r * S, D)
         grads = {"W": dW, "Theta": dTheta}
         if not need_input:
             return None, grads
         W = p["W"]
-        dx = np.zeros((self.V.M, N, self.in_maps))
+        dx = np.zeros((self.V.M, N, self.in_maps), dtype=dtype)
         for j, d in zip(*np.nonzero(self.table.T)):
-            op = backprop_operator(self.V, W[j * S:(j + 1) * S, d])                  # (47.1257)
+            op = backprop_operator(self.V, self._mask(W, j, d))                      # (47.1257)
             dx[:, :, j] += op @ dz[:, :, d]                                          # (47.1258)
         return dx, grads
 
     # ------------------------------------------------------------------ explicit operator
     def operator(self, p, x=None, *, algebra=SCIPY):
         """``J^T``: block ``(j, d)`` is ``V^(j,d)`` of (47.1257), zero for unconnected pairs."""
-        W, S, M, P = p["W"], self.S, self.V.M, self.V.P
-        blocks = [[backprop_operator(self.V, W[j * S:(j + 1) * S, d], algebra) if self.table[d, j]
+        W, M, P = p["W"], self.V.M, self.V.P
+        blocks = [[backprop_operator(self.V, self._mask(W, j, d), algebra) if self.table[d, j]
                    else algebra.zeros(M, P) for d in range(self.maps)] for j in range(self.in_maps)]
         return algebra.block(blocks)
 
@@ -242,20 +300,25 @@ class Correlation(Layer):
         windows, out_shape = _reference_windows(config, in_shape)
         W, Theta = np.asarray(p["W"]), np.asarray(p["Theta"])
         D = W.shape[1]
-        S = W.shape[0] // D_in
+        groups = int(config.get("groups", 1))
+        per_group, out_per_group = D_in // groups, D // groups
+        S = W.shape[0] // per_group
         given = config.get("connections")
         table = np.ones((D, D_in), dtype=bool) if given is None else np.asarray(given, dtype=bool)
         z = np.empty((D, len(windows)), dtype=np.result_type(x, W) if x.dtype != object else object)
         for d in range(D):
-            theta = Theta[0, d] if Theta.shape[0] == 1 else sum(Theta[j, d] for j in range(D_in) if table[d, j])
+            if config.get("bias", "per_input") == "tied" or groups > 1:
+                theta = sum(Theta[r, d] for r in range(Theta.shape[0]))
+            else:
+                theta = sum(Theta[j, d] for j in range(D_in) if table[d, j])
             for q, window in enumerate(windows):
                 acc = 0
                 for j in range(D_in):
-                    if not table[d, j]:
+                    if not table[d, j] or j // per_group != d // out_per_group:
                         continue
                     for s, m in enumerate(window):
                         if m is not None:
-                            acc = acc + W[j * S + s, d] * flat[j][m]
+                            acc = acc + W[(j % per_group) * S + s, d] * flat[j][m]
                 z[d, q] = acc - theta
         return np.stack([np.reshape(z[d], out_shape, order="F") for d in range(D)])
 
@@ -266,7 +329,7 @@ class Correlation(Layer):
             out["partition"] = {"indices": self.partition.index_lists(), "size": self.partition.M}
         elif self.partition is not None:
             g = self.partition.geometry
-            out.update(kernel=list(g["kernel"]), stride=list(g["stride"]), padding=list(g["padding"]),
+            out.update(kernel=list(g["kernel"]), stride=list(g["stride"]), padding=_jsonable(g["padding"]),
                        dilation=list(g["dilation"]))
         else:
             out.update(kernel=_jsonable(self.kernel), stride=_jsonable(self.stride),
@@ -275,6 +338,8 @@ class Correlation(Layer):
             table = self.table if hasattr(self, "table") else connection_table(
                 self.connections, self.maps, None, "config")
             out["connections"] = np.asarray(table, dtype=bool).tolist()
+        if self.groups != 1:
+            out["groups"] = self.groups
         out["bias"] = self.bias
         return out
 
@@ -295,8 +360,10 @@ class Correlation(Layer):
     def to_torch(self, p):
         """``torch.nn.ConvNd`` with weight ``W_c`` in torch's layout and bias ``-sum_j theta(j)``.
 
-        Unconnected pairs (47.1213) are zero weights; only sliding-window
-        partitions have a twin.
+        Unconnected pairs (47.1213) are zero weights, groups are torch's
+        ``groups``; unequal padding on the two sides of an axis becomes a
+        ``ZeroPadNd`` before the convolution (a ``Sequential``). Only
+        sliding-window partitions have a twin.
         """
         import torch
 
@@ -305,13 +372,20 @@ class Correlation(Layer):
             raise NotImplementedError(f"layer {self.name or self.prefix}: an unstructured partition (index lists, "
                                       "not a sliding window) has no PyTorch convolution")
         n = len(self.in_shape)
+        before, after = padding_pairs(g["padding"], n)
+        symmetric = before == after
         conv = {1: torch.nn.Conv1d, 2: torch.nn.Conv2d, 3: torch.nn.Conv3d}[n](
-            self.in_maps, self.maps, self.V.kernel_shape, stride=g["stride"], padding=g["padding"],
-            dilation=g["dilation"], bias=True, dtype=torch.float64)
+            self.in_maps, self.maps, self.V.kernel_shape, stride=g["stride"], padding=before if symmetric else 0,
+            dilation=g["dilation"], groups=self.groups, bias=True, dtype=torch.float64)
         with torch.no_grad():
-            conv.weight.copy_(torch.from_numpy(kernel_to_torch(p["W"], self.in_maps, self.maps, self.V.kernel_shape)))
-            conv.bias.copy_(torch.from_numpy(-self.bias_sums(p["Theta"])))
-        return conv
+            conv.weight.copy_(torch.from_numpy(
+                kernel_to_torch(np.asarray(p["W"], dtype=np.float64), self.group_in, self.maps, self.V.kernel_shape)))
+            conv.bias.copy_(torch.from_numpy(-np.asarray(self.bias_sums(p["Theta"]), dtype=np.float64)))
+        if symmetric:
+            return conv
+        # torch pads both sides alike: an explicit zero pad (last axis first, as torch.nn.functional.pad reads it)
+        pad = tuple(v for a in reversed(range(n)) for v in (before[a], after[a]))
+        return torch.nn.Sequential(getattr(torch.nn, f"ZeroPad{n}d")(pad), conv)
 
 
 # ---------------------------------------------------------------------- the operator of (47.1257), written once
@@ -340,14 +414,21 @@ def backprop_operator(partition: Partition, w, algebra=SCIPY):
     return xp.matmul(masked, xp.kron(xp.eye(partition.P), xp.ones(partition.S, 1)))   # ... (I_P kron 1_S)
 
 
-def correlate_patches(H: np.ndarray, K: np.ndarray) -> np.ndarray:
+def correlate_patches(H: np.ndarray, K: np.ndarray, groups: int = 1) -> np.ndarray:
     """``z[p, n, d] = sum_{s, j} H[s, p, n, j] K[s, j, d]``: ``sum_j H_j^T w_j^(d)`` (47.1212).
 
     One small GEMM per kernel offset over a contiguous block; with a single
     input map the blocks form the (transposed) im2col matrix and one GEMM does
-    it all.
+    it all. With ``groups > 1``, ``K`` is ``(S, D_in/groups, D)`` and output
+    map d sums over the input maps of its group only: one batched GEMM over
+    the groups.
     """
     S, P, N, D_in = H.shape
+    if groups > 1:
+        g, r, D = groups, D_in // groups, K.shape[2]
+        Hg = H.reshape(S, P * N, g, r).transpose(2, 1, 0, 3).reshape(g, P * N, S * r)
+        z = np.matmul(Hg, _group_kernels(K, g))                                    # (g, PN, D/g)
+        return z.transpose(1, 0, 2).reshape(P, N, D)
     if D_in == 1:
         return (H.reshape(S, P * N).T @ K[:, 0, :]).reshape(P, N, K.shape[2])
     z = H[0].reshape(P * N, D_in) @ K[0]
@@ -356,15 +437,66 @@ def correlate_patches(H: np.ndarray, K: np.ndarray) -> np.ndarray:
     return z.reshape(P, N, K.shape[2])
 
 
-def weight_gradient(H: np.ndarray, delta: np.ndarray) -> np.ndarray:
-    """``dW_c`` of (47.1271) by batched GEMMs: ``dK[s, j, d] = sum_{p,n} H[s,p,n,j] delta[p,n,d]``, as W_c's rows."""
+def weight_gradient(H: np.ndarray, delta: np.ndarray, groups: int = 1) -> np.ndarray:
+    """``dW_c`` of (47.1271) by batched GEMMs: ``dK[s, j, d] = sum_{p,n} H[s,p,n,j] delta[p,n,d]``, as W_c's rows.
+
+    With ``groups > 1`` only the connected pairs are formed, in the compact
+    layout ``(S D_in/groups, D)``.
+    """
     S, P, N, D_in = H.shape
     D = delta.shape[2]
+    if groups > 1:
+        g, r, o = groups, D_in // groups, D // groups
+        Hg = H.reshape(S, P * N, g, r).transpose(2, 1, 0, 3).reshape(g, P * N, S * r)
+        dg = delta.reshape(P * N, g, o).transpose(1, 0, 2)                          # (g, PN, D/g)
+        dK = np.matmul(Hg.transpose(0, 2, 1), dg)                                  # (g, S*r, o)
+        return dK.reshape(g, S, r, o).transpose(2, 1, 0, 3).reshape(r * S, D)
     flat = delta.reshape(P * N, D)
     if D_in == 1:
         return H.reshape(S, P * N) @ flat
     dK = np.stack([H[s].reshape(P * N, D_in).T @ flat for s in range(S)])
     return dK.transpose(1, 0, 2).reshape(D_in * S, D)
+
+
+def spread_patches(dz: np.ndarray, K: np.ndarray, groups: int = 1) -> np.ndarray:
+    """``G[s, p, n, j] = sum_d K[s, j, d] dz[p, n, d]`` over the d connected to j: the patches that ``V^T`` adds up.
+
+    ``dz`` is ``(P, N, D)`` and ``K`` is ``(S, D_in/groups, D)``; the result is
+    ``(S, P, N, D_in)``, offset-major as :meth:`Partition.scatter_add` takes
+    it. One GEMM per kernel offset (one batched GEMM over the groups when
+    ``groups > 1``). This is the sum over output maps in (47.1262) before
+    ``V^T``, and the forward pass of a transposed correlation.
+    """
+    P, N, D = dz.shape
+    S, r = K.shape[:2]
+    dtype = np.result_type(dz, K)
+    if groups > 1:
+        g, o = groups, D // groups
+        dg = dz.reshape(P * N, g, o).transpose(1, 0, 2)                             # (g, PN, D/g)
+        Gg = np.matmul(dg, _group_kernels(K, g).transpose(0, 2, 1))                # (g, PN, S*r)
+        return Gg.reshape(g, P, N, S, r).transpose(3, 1, 2, 0, 4).reshape(S, P, N, g * r)
+    flat = dz.reshape(P * N, D)
+    G = np.empty((S, P * N, r), dtype=dtype)
+    for s in range(S):
+        np.matmul(flat, K[s].T, out=G[s])
+    return G.reshape(S, P, N, r)
+
+
+def _group_kernels(K: np.ndarray, groups: int) -> np.ndarray:
+    """``K[s, j', d]`` (``S x D_in/g x D``) as one ``(S D_in/g) x (D/g)`` matrix per group, rows ``s*r + j'``."""
+    S, r, D = K.shape
+    o = D // groups
+    return K.reshape(S, r, groups, o).transpose(2, 0, 1, 3).reshape(groups, S * r, o)
+
+
+def group_table(maps: int, in_maps: int, groups: int) -> np.ndarray:
+    """The ``(D, D_in)`` connection table (47.1213) of a grouped correlation: output map d reads input map j
+    iff both lie in the same group.
+
+    >>> group_table(4, 2, 2).astype(int).tolist()
+    [[1, 0], [1, 0], [0, 1], [0, 1]]
+    """
+    return (np.arange(maps)[:, None] // (maps // groups)) == (np.arange(in_maps)[None, :] // (in_maps // groups))
 
 
 def block_diagonal(columns: np.ndarray) -> sp.csr_array:
@@ -434,17 +566,29 @@ def _reference_windows(config, in_shape):
         per_axis(config.get("dilation", 1))
     padding = config.get("padding", 0)
     if isinstance(padding, str):
-        extent = [d * (k - 1) for k, d in zip(kernel, dilation)]
-        padding = {"valid": [0] * nd, "full": extent, "same": [e // 2 for e in extent]}[padding]
-    padding = per_axis(padding)
-    out_shape = tuple((n + 2 * pad - dil * (k - 1) - 1) // s + 1
-                      for n, k, s, pad, dil in zip(in_shape, kernel, stride, padding, dilation))
+        before, after = [], []
+        for n, k, s, dil in zip(in_shape, kernel, stride, dilation):
+            extent = dil * (k - 1)
+            if padding == "valid":
+                total = 0
+            elif padding == "full":
+                total = 2 * extent
+            else:                                   # 'same': ceil(n/s) outputs, the odd zero after (TensorFlow)
+                total = max((-(-n // s) - 1) * s + extent + 1 - n, 0)
+            before.append(extent if padding == "full" else total // 2)
+            after.append(total - before[-1])
+    else:
+        items = [padding] * nd if not isinstance(padding, (list, tuple)) else list(padding)
+        before = [int(v[0]) if isinstance(v, (list, tuple)) else int(v) for v in items]
+        after = [int(v[1]) if isinstance(v, (list, tuple)) else int(v) for v in items]
+    out_shape = tuple((n + b + a - dil * (k - 1) - 1) // s + 1
+                      for n, k, s, b, a, dil in zip(in_shape, kernel, stride, before, after, dilation))
     strides_f = np.cumprod((1,) + tuple(in_shape[:-1]))               # column-stacked flat index
     windows = []
     for o in _column_major(out_shape):
         window = []
         for k in _column_major(kernel):
-            pos = [oi * s - pad + ki * dil for oi, ki, s, pad, dil in zip(o, k, stride, padding, dilation)]
+            pos = [oi * s - b + ki * dil for oi, ki, s, b, dil in zip(o, k, stride, before, dilation)]
             inside = all(0 <= q < n for q, n in zip(pos, in_shape))
             window.append(int(np.dot(pos, strides_f)) if inside else None)
         windows.append(window)
@@ -459,8 +603,8 @@ def _column_major(shape):
 def _jsonable(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
-    if isinstance(value, tuple):
-        return list(value)
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
     if isinstance(value, np.integer):
         return int(value)
     return value
