@@ -87,7 +87,7 @@ class Pool(Layer):
                 (cls("lp", 3, p=3.0), 1, (6,)), (cls("correlation", 2, mask=[0.5, -1.0, 2.0, 1.5]), 1, (4,)),
                 (cls("subsample", 2, retain=[1, 0]), 2, (4,)),
                 (cls("max", pooling=Pooling.from_regions([[0, 3], [1, 2, 4]], 5)), 1, (5,)),
-                (cls("max", (2, 3), drop_remainder=True), 2, (5, 7)), (cls("mean", 2), 1, (3, 2, 5)),
+                (cls("max", (2, 3), drop_remainder=True), 2, (5, 7)), (cls("mean", 2), 1, (4, 2, 6)),
                 # overlapping and padded windows: the pooling partition V_pool replaces T
                 (cls("max", 3, stride=2, padding=1), 2, (5, 4)), (cls("mean", 2, stride=1), 1, (3, 3)),
                 (cls("mean", 3, stride=2, padding=1, count_include_pad=False), 1, (5,)),
