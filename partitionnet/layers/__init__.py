@@ -2,7 +2,7 @@
 
 >>> from partitionnet import layers as L
 >>> sorted(L.REGISTRY)
-['activation', 'channel_pool', 'correlation', 'dense', 'flatten', 'global_pool', 'locally_connected', 'pool', 'softmax', 'tiled_correlation']
+['activation', 'channel_pool', 'correlation', 'dense', 'flatten', 'global_pool', 'locally_connected', 'pool', 'softmax', 'tiled_correlation', 'transposed_correlation']
 """
 from .activation import Activation
 from .base import REGISTRY, Layer, param_key, register, split_key
@@ -15,7 +15,8 @@ from .locally_connected import LocallyConnected
 from .pool import Pool
 from .softmax import Softmax
 from .tiled import TiledCorrelation
+from .transposed_correlation import TransposedCorrelation
 
 __all__ = ["Layer", "REGISTRY", "register", "param_key", "split_key", "Correlation", "Pool", "Activation",
            "Softmax", "Flatten", "Dense", "LocallyConnected", "TiledCorrelation", "GlobalPool",
-           "ChannelPool"]
+           "ChannelPool", "TransposedCorrelation"]
