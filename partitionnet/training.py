@@ -26,9 +26,10 @@ targets either integer class labels ``(N,)`` or real vectors ``(N, Q)``.
 from __future__ import annotations
 
 import math
-import numbers
 import sys
 import time
+import warnings
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -37,7 +38,7 @@ import numpy as np
 from . import _validate, losses
 from ._validate import as_positive_int
 
-__all__ = ["History", "Evaluation", "fit", "evaluate", "predict"]
+__all__ = ["History", "Evaluation", "fit", "sgd_step", "evaluate", "predict"]
 
 _CHUNK = 1024  # samples per forward pass when evaluating
 
@@ -125,20 +126,30 @@ class Evaluation(NamedTuple):
 # argument checking (TypeError for the wrong kind, ValueError for the wrong value)
 # --------------------------------------------------------------------------- #
 def _check_net(net):
-    from .network import ConvNet
+    from .model import Network
 
-    if not isinstance(net, ConvNet):
-        raise TypeError(f"net must be a partitionnet.ConvNet, got {_validate.kind_of(net)}")
+    if not isinstance(net, Network):
+        raise TypeError(f"net must be a partitionnet.ConvNet or partitionnet.Network, got {_validate.kind_of(net)}")
+    if not net.output_vector:
+        raise ValueError(f"training needs a network whose output is a vector (ending in Dense, Flatten or "
+                         f"Softmax); this one outputs maps of shape {net.output_shape}")
 
 
-def _check_real(value, name: str, *, positive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {_validate.kind_of(value)} {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or (value <= 0.0 if positive else value < 0.0):
-        want = "a finite number > 0" if positive else "a finite number >= 0"
-        raise ValueError(f"{name} must be {want}, got {value!r}")
-    return value
+def _outputs_count(net) -> int:
+    """Q, the size of the network's output vector."""
+    return int(net.output_shape[0])
+
+
+def _check_rate(learning_rate, rho1, rho2):
+    """mu > 0, rho >= 0 and the factor 1 - 2 mu rho of (47.1228) positive."""
+    learning_rate = _validate.as_real(learning_rate, "learning_rate", low=0.0, low_open=True)
+    rho1 = _validate.as_real(rho1, "rho1", low=0.0)
+    rho2 = _validate.as_real(rho2, "rho2", low=0.0)
+    for name, rho in (("rho1", rho1), ("rho2", rho2)):
+        if 2.0 * learning_rate * rho >= 1.0:
+            raise ValueError(f"{name}={rho} with learning_rate={learning_rate} gives the factor "
+                             f"1 - 2*mu*rho = {1 - 2 * learning_rate * rho:g} <= 0 (47.1228); use 2*mu*rho < 1")
+    return learning_rate, rho1, rho2
 
 
 def _check_inputs(net, x, name: str = "x") -> np.ndarray:
@@ -165,7 +176,7 @@ def _check_inputs(net, x, name: str = "x") -> np.ndarray:
 
 def _check_targets(net, y, n: int, name: str = "y"):
     """Targets as (gamma (Q, N) float64, labels (N,) int64 or None)."""
-    Q = net.dense_sizes[-1]
+    Q = _outputs_count(net)
     if isinstance(y, (str, bytes)):
         raise TypeError(f"{name} must be an array of class labels (N,) or target vectors (N, {Q}), got {_validate.kind_of(y)}")
     arr = np.asarray(y)
@@ -198,64 +209,179 @@ def _check_targets(net, y, n: int, name: str = "y"):
 
 
 def _check_engine(engine) -> str:
-    from .backprop import ENGINES
+    from .model import ENGINE_NAMES
 
-    if not isinstance(engine, str) or engine not in ENGINES:
-        raise ValueError(f"engine must be one of {tuple(ENGINES)}, got {engine!r}")
+    if not isinstance(engine, str) or engine not in ENGINE_NAMES:
+        raise ValueError(f"engine must be one of {tuple(ENGINE_NAMES)}, got {engine!r}")
     return engine
 
 
-def _as_rng(rng) -> np.random.Generator:
-    if rng is None or isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
-        if rng is not None and rng < 0:
-            raise ValueError(f"rng must be a non-negative seed, got {rng}")
-        return np.random.default_rng(rng)
-    if isinstance(rng, np.random.Generator):
-        return rng
-    raise TypeError(f"rng must be None, an integer seed or a numpy Generator, got {_validate.kind_of(rng)}")
+# --------------------------------------------------------------------------- #
+# progress: tqdm bars in a terminal or notebook, one line per epoch elsewhere
+# --------------------------------------------------------------------------- #
+def _tqdm_classes():
+    """``(bar class, in_notebook)``: ``tqdm.auto`` picks the Jupyter widget inside a notebook kernel."""
+    from tqdm.std import TqdmWarning
+    from tqdm.std import tqdm as console
+
+    with warnings.catch_warnings():          # without ipywidgets tqdm.auto falls back to text, with a warning
+        warnings.simplefilter("ignore", TqdmWarning)
+        from tqdm.auto import tqdm as auto
+        from tqdm.autonotebook import tqdm as picked     # tqdm.auto's base: the widget or the console bar
+    return auto, picked is not console
 
 
-# --------------------------------------------------------------------------- #
-# the progress bar (stderr, only when it is a terminal)
-# --------------------------------------------------------------------------- #
-class _Bar:
-    def __init__(self, enabled: bool, stream=None):
+class _Progress:
+    """What :func:`fit` shows while it runs.
+
+    * in a Jupyter notebook: a ``tqdm`` widget per epoch, advancing per batch, kept when the epoch ends;
+    * on a terminal (``stream.isatty()``): a ``tqdm`` bar per epoch, advancing per batch, cleared when
+      the epoch ends (so a caller's own per-epoch line is not interleaved with it);
+    * anywhere else (a log file, a pipe, CI): one line per epoch with the epoch's figures, the elapsed
+      time and the estimated time left;
+    * with ``enabled=False``: nothing.
+    """
+
+    def __init__(self, enabled: bool, epochs: int, samples: int, stream=None):
         self.stream = stream if stream is not None else sys.stderr
+        self.epochs, self.samples = epochs, samples
+        self.mode, self.bar, self.leave = None, None, False
+        self.started = time.perf_counter()
+        if not enabled:
+            return
+        bar_class, notebook = _tqdm_classes()
         isatty = getattr(self.stream, "isatty", None)
-        self.enabled = bool(enabled) and callable(isatty) and bool(isatty())
-        self._last = 0.0
+        if notebook:
+            self.mode, self.bar_class, self.leave = "bar", bar_class, True
+        elif callable(isatty) and isatty():
+            from tqdm.std import tqdm as console
 
-    def update(self, epoch: int, epochs: int, done: int, total: int, loss: float) -> None:
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if done < total and now - self._last < 0.1:
-            return
-        self._last = now
-        width = 30
-        filled = int(width * done / total)
-        bar = "#" * filled + "." * (width - filled)
-        self.stream.write(f"\repoch {epoch}/{epochs} [{bar}] {done}/{total}  loss {loss:.4f} ")
-        self.stream.flush()
+            self.mode, self.bar_class = "bar", console
+        else:
+            self.mode = "lines"
 
-    def clear(self) -> None:
-        if self.enabled:
-            self.stream.write("\r" + " " * 79 + "\r")
-            self.stream.flush()
+    def begin_epoch(self, epoch: int) -> None:
+        if self.mode == "bar":
+            width = len(str(self.epochs))
+            self.bar = self.bar_class(total=self.samples, desc=f"epoch {epoch:>{width}}/{self.epochs}",
+                                      unit="sample", leave=self.leave, file=self.stream, mininterval=0.1,
+                                      dynamic_ncols=True)
+
+    def step(self, samples: int, mean_loss: float) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"loss {mean_loss:.4f}", refresh=False)
+            self.bar.update(samples)
+
+    def end_epoch(self, history: "History", epoch: int) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        elif self.mode == "lines":
+            from tqdm.std import tqdm as console
+
+            elapsed = time.perf_counter() - self.started
+            left = elapsed / epoch * (self.epochs - epoch)
+            print(f"{history.line(epoch - 1)}  elapsed {console.format_interval(elapsed)}  "
+                  f"ETA {console.format_interval(left)}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 # --------------------------------------------------------------------------- #
-# fit
+# one step of the seed's algorithm, and fit
 # --------------------------------------------------------------------------- #
-def _regularisation(net, rho1: float, rho2: float, learning_rate: float) -> dict:
-    """``1 - 2 mu rho`` per weight matrix (47.1228); biases are absent (not regularised)."""
-    factors = {}
-    for key in net._params:
-        if key.endswith(".W"):
-            rho = rho1 if key.startswith("conv") else rho2
+def _regularisation_rate(net, key: str, rho1: float, rho2: float) -> float:
+    """rho of (47.1228) for parameter ``key``: rho2 for a dense layer's ``W``, rho1 for every other
+    layer's ``W`` (the correlation weights W_c); biases are not regularised (0)."""
+    from .layers.base import split_key
+    from .layers.dense import Dense
+
+    layer, local = split_key(key)
+    if local != "W":
+        return 0.0
+    return rho2 if isinstance(net.layer(layer), Dense) else rho1
+
+
+def sgd_step(net, grads, *, learning_rate, rho1=0.0, rho2=0.0, batch_size):
+    """Apply one step of the seed's stochastic-gradient listing (after 47.1276) to ``net``.
+
+    For every parameter in ``grads``, with ``mu = learning_rate`` and ``B = batch_size``::
+
+        W     <- (1 - 2 mu rho) W - (mu / B) dl/dW        (rho1 for W_c, rho2 for W_l; 47.1228)
+        theta <- theta - (mu / B) dl/dtheta               (biases are not regularised)
+
+    where ``grads`` holds the gradients of the loss summed over the batch's
+    ``B`` samples (47.1275), as :meth:`Network.gradients` returns them. For a
+    bias, ``dl/dtheta_l = -delta_{l+1}`` and ``dl/dTheta_c = -(1^T kron 1 1^T) Delta_c``
+    (47.1274, 47.1275), so this is the listing's ``+ mu delta`` with the
+    corrected sign. The new values go through :meth:`Network.set_parameters`,
+    which checks shapes and connection tables.
+
+    Parameters
+    ----------
+    net : Network or ConvNet
+    grads : dict of str to array
+        Gradients keyed as ``net.parameters()``; parameters not listed are left alone.
+    learning_rate : float
+        ``mu > 0``.
+    rho1, rho2 : float, default 0
+        Regularisation of correlation and dense weights; need ``2 mu rho < 1``.
+    batch_size : int
+        ``B``, the number of samples the gradients were summed over.
+
+    Raises
+    ------
+    FloatingPointError
+        If a new value would be inf or NaN. The network is then left unchanged.
+
+    Examples
+    --------
+    >>> from partitionnet import ConvNet, ConvLayer
+    >>> net = ConvNet((6,), 1, [ConvLayer(2, kernel=3, window=2)], [2], rng=0)
+    >>> x, y = np.ones((3, 1, 6)), np.array([0, 1, 1])
+    >>> before = net.loss(x, y)
+    >>> sgd_step(net, net.gradients(x, y), learning_rate=0.1, batch_size=3)
+    >>> bool(net.loss(x, y) < before)
+    True
+    """
+    from .model import Network
+
+    if not isinstance(net, Network):
+        raise TypeError(f"net must be a partitionnet.ConvNet or partitionnet.Network, got {_validate.kind_of(net)}")
+    learning_rate, rho1, rho2 = _check_rate(learning_rate, rho1, rho2)
+    batch_size = as_positive_int(batch_size, "batch_size")
+    if not isinstance(grads, dict):
+        raise TypeError(f"grads must be a dict of arrays keyed like net.parameters(), got {_validate.kind_of(grads)}")
+    current = net.parameters()
+    scale = learning_rate / batch_size
+    new = OrderedDict()
+    for key, grad in grads.items():
+        if key not in current:
+            raise ValueError(f"grads has the unknown parameter {key!r}; expected keys among {list(current)}")
+        g = grad if isinstance(grad, np.ndarray) and grad.dtype.kind == "f" else \
+            _validate.as_float_array(grad, f"grads[{key!r}]")
+        value = current[key]
+        if g.shape != value.shape:
+            raise ValueError(f"grads[{key!r}] must have shape {value.shape}, got {g.shape}")
+        rho = _regularisation_rate(net, key, rho1, rho2) if rho1 or rho2 else 0.0
+        with np.errstate(over="ignore", invalid="ignore"):          # checked just below
             if rho:
-                factors[key] = 1.0 - 2.0 * learning_rate * rho
-    return factors
+                value *= 1.0 - 2.0 * learning_rate * rho
+            value -= scale * g
+        if not np.isfinite(value).all():
+            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0])
+            raise FloatingPointError(f"the update would make {key}{list(bad)} = {value[bad]} (gradient "
+                                     f"{g[bad]:.3g}); the parameters are unchanged")
+        new[key] = value
+    net.set_parameters(new)
+
+
+def _diverged(where: str, what: str, learning_rate: float) -> str:
+    return (f"training diverged in {where}: {what}; lower learning_rate (now {learning_rate:g}; try "
+            f"{learning_rate / 10:g}). The network keeps the parameters it had before this step")
 
 
 def fit(net, x, y, *, epochs, batch_size=1, learning_rate, rho1=0.0, rho2=0.0, engine="fast", rng=None,
@@ -279,12 +405,18 @@ def fit(net, x, y, *, epochs, batch_size=1, learning_rate, rho1=0.0, rho2=0.0, e
     the corrected rule. With ``batch_size=B > 1`` the gradients of the ``B``
     samples are summed (47.1275) and divided by ``B`` (the last batch of an
     epoch may be smaller and is divided by its own size); the
-    regularisation factor is applied once per step.
+    regularisation factor is applied once per step. Each step is
+    :func:`sgd_step`.
+
+    After every step the loss and the new parameters are checked: if either
+    is inf or NaN (the step size is too large), training stops with a
+    ``FloatingPointError`` naming the epoch and step, and the network keeps
+    the parameters it had before that step.
 
     Parameters
     ----------
-    net : ConvNet
-        Trained in place (its parameter arrays are updated, not replaced).
+    net : ConvNet or Network
+        Trained in place (through :meth:`Network.set_parameters`). Its output must be a vector.
     x : array (N, D_0, *map)
         Inputs, batch-first and channels-first. Must be finite.
     y : array (N,) of int or array (N, Q) of float
@@ -304,11 +436,15 @@ def fit(net, x, y, *, epochs, batch_size=1, learning_rate, rho1=0.0, rho2=0.0, e
         Which backward pass computes the gradients (same numbers).
     rng : int, numpy Generator or None
         The only source of randomness (the shuffling order). The same seed
-        gives bit-identical parameters; ``None`` draws a fresh seed.
+        gives bit-identical parameters; ``None`` draws a fresh seed. Anything
+        else raises ``TypeError``.
     validation : tuple (x_val, y_val), optional
         Evaluated after every epoch (loss and, for labels, accuracy).
     progress : bool, default True
-        Show a progress bar on stderr when stderr is a terminal.
+        Report progress on stderr: in a terminal a ``tqdm`` bar per epoch that
+        advances with every batch; in Jupyter the same as a widget
+        (``tqdm.auto``); elsewhere (a pipe, a log file) one line per epoch
+        with the elapsed time and the estimated time left. ``False`` is silent.
     callback : callable, optional
         ``callback(epoch, history)`` after each epoch (``epoch`` from 1).
 
@@ -319,7 +455,8 @@ def fit(net, x, y, *, epochs, batch_size=1, learning_rate, rho1=0.0, rho2=0.0, e
     Raises
     ------
     FloatingPointError
-        If the loss becomes non-finite (the step size is too large).
+        If a step gives an inf or NaN loss or parameter (the step size is
+        too large); the parameters are those from before that step.
 
     Examples
     --------
@@ -334,17 +471,12 @@ def fit(net, x, y, *, epochs, batch_size=1, learning_rate, rho1=0.0, rho2=0.0, e
     _check_net(net)
     epochs = as_positive_int(epochs, "epochs")
     batch_size = as_positive_int(batch_size, "batch_size")
-    learning_rate = _check_real(learning_rate, "learning_rate", positive=True)
-    rho1 = _check_real(rho1, "rho1", positive=False)
-    rho2 = _check_real(rho2, "rho2", positive=False)
-    for name, rho in (("rho1", rho1), ("rho2", rho2)):
-        if 2.0 * learning_rate * rho >= 1.0:
-            raise ValueError(f"{name}={rho} with learning_rate={learning_rate} gives the factor "
-                             f"1 - 2*mu*rho = {1 - 2 * learning_rate * rho:g} <= 0 (47.1228); use 2*mu*rho < 1")
+    learning_rate, rho1, rho2 = _check_rate(learning_rate, rho1, rho2)
     engine = _check_engine(engine)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {_validate.kind_of(callback)}")
-    gen = _as_rng(rng)
+    progress = _validate.as_bool(progress, "progress")
+    gen = _validate.as_rng(rng, "rng")
     xs = _check_inputs(net, x)
     N = xs.shape[0]
     gamma, labels = _check_targets(net, y, N)
@@ -356,60 +488,48 @@ def fit(net, x, y, *, epochs, batch_size=1, learning_rate, rho1=0.0, rho2=0.0, e
         gv, lv = _check_targets(net, validation[1], xv.shape[0], "validation y")
         val = (xv, gv, lv)
 
-    from .backprop import ENGINES
-
-    backward = ENGINES[engine]
-    factors = _regularisation(net, rho1, rho2, learning_rate)
-    params = net._params
-    bar = _Bar(progress)
+    steps = -(-N // batch_size)
     history = History(planned=epochs)
-    for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
-        order = gen.permutation(N)
-        total_loss, correct = 0.0, 0
-        for lo in range(0, N, batch_size):
-            idx = order[lo:lo + batch_size]
-            B = idx.size
-            g = gamma[:, idx]
-            try:
-                trace = net._trace(xs[idx], True)
-                out = trace.y_dense[-1]
-                step_loss = losses.value(net.loss_name, out, g)
-            except ValueError as exc:  # a non-finite map inside the network
-                if all(np.all(np.isfinite(v)) for v in params.values()):
-                    raise
-                step_loss, cause = math.nan, exc
-            else:
-                cause = None
-            if not math.isfinite(step_loss):
-                bar.clear()
-                raise FloatingPointError(
-                    f"training diverged in epoch {epoch} (batch starting at position {lo} of the shuffled "
-                    f"order): the loss is {step_loss}; lower learning_rate (now {learning_rate:g}). The "
-                    "network keeps the parameters it had when this happened") from cause
-            total_loss += step_loss
-            if labels is not None:
-                correct += int(np.count_nonzero(out.argmax(axis=0) == labels[idx]))
-            grads = backward(net, trace, g)
-            scale = learning_rate / B
-            for key, grad in grads.items():
-                p = params[key]
-                f = factors.get(key)
-                if f is not None:
-                    p *= f
-                grad *= scale
-                p -= grad
-            net.cache = trace
-            bar.update(epoch, epochs, lo + B, N, total_loss / (lo + B))
-        seconds = time.perf_counter() - start
-        bar.clear()
-        acc = correct / N if labels is not None else None
-        vl = va = None
-        if val is not None:
-            vl, va = _loss_and_accuracy(net, *val)
-        history._append(total_loss / N, acc, vl, va, seconds)
-        if callback is not None:
-            callback(epoch, history)
+    report = _Progress(progress, epochs, N)
+    try:
+        for epoch in range(1, epochs + 1):
+            start = time.perf_counter()
+            order = gen.permutation(N)
+            total_loss, correct = 0.0, 0
+            report.begin_epoch(epoch)
+            for step, lo in enumerate(range(0, N, batch_size), start=1):
+                idx = order[lo:lo + batch_size]
+                B = idx.size
+                where = (f"epoch {epoch}, step {step} of {steps} (samples {lo}-{lo + B - 1} of the "
+                         f"epoch's shuffled order)")
+                try:
+                    # An overflow anywhere in the forward or backward pass raises here, at its source,
+                    # instead of travelling on as inf/NaN.
+                    with np.errstate(over="raise", invalid="raise"):
+                        step_loss, out, grads = net.value_and_grad(xs[idx], gamma[:, idx].T, engine=engine)
+                except FloatingPointError as exc:
+                    raise FloatingPointError(_diverged(where, f"numpy reports {exc}", learning_rate)) from None
+                if not math.isfinite(step_loss):
+                    raise FloatingPointError(_diverged(where, f"the loss is {step_loss}", learning_rate))
+                try:
+                    sgd_step(net, grads, learning_rate=learning_rate, rho1=rho1, rho2=rho2, batch_size=B)
+                except FloatingPointError as exc:
+                    raise FloatingPointError(_diverged(where, str(exc), learning_rate)) from None
+                total_loss += step_loss
+                if labels is not None:
+                    correct += int(np.count_nonzero(out.argmax(axis=1) == labels[idx]))
+                report.step(B, total_loss / (lo + B))
+            seconds = time.perf_counter() - start
+            acc = correct / N if labels is not None else None
+            vl = va = None
+            if val is not None:
+                vl, va = _loss_and_accuracy(net, *val)
+            history._append(total_loss / N, acc, vl, va, seconds)
+            report.end_epoch(history, epoch)
+            if callback is not None:
+                callback(epoch, history)
+    finally:
+        report.close()
     return history
 
 
@@ -417,13 +537,14 @@ def fit(net, x, y, *, epochs, batch_size=1, learning_rate, rho1=0.0, rho2=0.0, e
 # evaluation
 # --------------------------------------------------------------------------- #
 def _outputs(net, xs: np.ndarray) -> np.ndarray:
-    """Network outputs (Q, N) for a checked batch, in chunks; ``net.cache`` is left as it was."""
-    cache = net.cache
+    """Network outputs (Q, N) for a checked batch, in chunks; a ConvNet's ``cache`` is left as it was."""
+    keep = getattr(net, "cache", None)
     try:
-        parts = [net._trace(xs[i:i + _CHUNK], True).y_dense[-1] for i in range(0, xs.shape[0], _CHUNK)]
+        parts = [net.forward(xs[i:i + _CHUNK]) for i in range(0, xs.shape[0], _CHUNK)]
     finally:
-        net.cache = cache
-    return np.concatenate(parts, axis=1)
+        if hasattr(net, "cache"):
+            net.cache = keep
+    return np.concatenate(parts, axis=0).T
 
 
 def _loss_and_accuracy(net, xs, gamma, labels):
@@ -448,7 +569,7 @@ def predict(net, x) -> np.ndarray:
     """
     _check_net(net)
     xs = _check_inputs(net, x)
-    if net.dense_sizes[-1] < 2:
+    if _outputs_count(net) < 2:
         raise ValueError("predict needs a network with one output per class (Q >= 2); this one has Q=1 — "
                          "use net.forward(x) and threshold it")
     return _outputs(net, xs).argmax(axis=0).astype(np.int64)
@@ -484,7 +605,7 @@ def evaluate(net, x, labels) -> Evaluation:
         raise ValueError(f"labels must have shape (N,) (integer classes), got shape {arr.shape}")
     _, lab = _check_targets(net, arr, xs.shape[0], "labels")
     pred = predict(net, xs)
-    Q = net.dense_sizes[-1]
+    Q = _outputs_count(net)
     confusion = np.zeros((Q, Q), dtype=np.int64)
     np.add.at(confusion, (lab, pred), 1)
     return Evaluation(float(np.mean(pred == lab)), confusion)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io as _io
 import math
+import re
 
 import numpy as np
 import pytest
 
 from partitionnet import ConvLayer, ConvNet, datasets
-from partitionnet.training import Evaluation, History, evaluate, fit, predict
+from partitionnet.training import Evaluation, History, evaluate, fit, predict, sgd_step
 
 from _helpers import randomise
 
@@ -138,12 +139,65 @@ def test_last_short_batch_is_divided_by_its_own_size():
         np.testing.assert_allclose(net.parameters()[key], value, rtol=1e-13, atol=1e-15, err_msg=key)
 
 
-def test_parameters_are_updated_in_place():
-    net = _tiny_net()
-    arrays = {k: v for k, v in net._params.items()}
+def test_fit_steps_are_sgd_step_through_set_parameters(monkeypatch):
+    # fit writes the network only through the public set_parameters, once per step, and every step
+    # equals sgd_step applied to the batch's summed gradients.
+    net, twin = _tiny_net(), _tiny_net()
     x = np.random.default_rng(0).standard_normal((4, 2, 8))
-    fit(net, x, np.random.default_rng(1).uniform(size=(4, 2)), epochs=1, learning_rate=0.1, rng=0, progress=False)
-    assert all(net._params[k] is arrays[k] for k in arrays)
+    gamma = np.random.default_rng(1).uniform(size=(4, 2))
+    calls = []
+    original = type(net).set_parameters
+    monkeypatch.setattr(type(net), "set_parameters", lambda self, p: (calls.append(sorted(p)), original(self, p)))
+    fit(net, x, gamma, epochs=1, batch_size=3, learning_rate=0.1, rho1=0.02, rho2=0.03, rng=0, progress=False)
+    assert len(calls) == 2 and calls[0] == sorted(net.parameters())
+    order = np.random.default_rng(0).permutation(4)
+    for idx in (order[:3], order[3:]):
+        sgd_step(twin, twin.gradients(x[idx], gamma[idx]), learning_rate=0.1, rho1=0.02, rho2=0.03,
+                 batch_size=idx.size)
+    for k, v in twin.parameters().items():
+        np.testing.assert_allclose(net.parameters()[k], v, rtol=1e-13, atol=1e-15)
+
+
+def test_sgd_step_is_the_corrected_update_47_1276():
+    net = _tiny_net()
+    _randomise(net, np.random.default_rng(5))
+    x = np.random.default_rng(6).standard_normal((3, 2, 8))
+    gamma = np.random.default_rng(7).uniform(size=(3, 2))
+    before, grads = net.parameters(), net.gradients(x, gamma)
+    mu, rho1, rho2 = 0.2, 0.05, 0.1
+    sgd_step(net, grads, learning_rate=mu, rho1=rho1, rho2=rho2, batch_size=3)
+    after = net.parameters()
+    np.testing.assert_allclose(after["conv1.W"], (1 - 2 * mu * rho1) * before["conv1.W"] - mu / 3 * grads["conv1.W"])
+    np.testing.assert_allclose(after["dense1.W"], (1 - 2 * mu * rho2) * before["dense1.W"] - mu / 3 * grads["dense1.W"])
+    for bias in ("conv1.Theta", "dense1.theta"):                 # not regularised
+        np.testing.assert_allclose(after[bias], before[bias] - mu / 3 * grads[bias])
+    # a subset of the parameters may be stepped; the rest are untouched
+    sgd_step(net, {"dense1.theta": np.ones(2)}, learning_rate=1.0, batch_size=1)
+    np.testing.assert_array_equal(net.parameters()["dense1.theta"], after["dense1.theta"] - 1)
+    np.testing.assert_array_equal(net.parameters()["conv1.W"], after["conv1.W"])
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(grads={"conv9.W": np.ones(1)}), ValueError, "unknown parameter 'conv9.W'"),
+    (dict(grads={"dense1.theta": np.ones(3)}), ValueError, r"grads\['dense1.theta'\] must have shape \(2,\)"),
+    (dict(grads=[1, 2]), TypeError, "grads must be a dict"),
+    (dict(grads={"dense1.theta": ["a", "b"]}), TypeError, "numeric"),
+    (dict(learning_rate=0.0), ValueError, "learning_rate must be a finite number > 0"),
+    (dict(rho1=True), TypeError, "rho1 must be a real number"),
+    (dict(batch_size=0), ValueError, "batch_size"),
+    (dict(net="net"), TypeError, "net must be a partitionnet.ConvNet or partitionnet.Network"),
+    (dict(grads={"dense1.theta": np.array([1e308, 0.0])}, learning_rate=1e10), FloatingPointError,
+     r"dense1.theta\[0\] = -inf.*unchanged"),
+    (dict(grads={"dense1.theta": np.array([np.nan, 0.0])}), FloatingPointError, "nan"),
+])
+def test_sgd_step_rejects_bad_input_and_leaves_the_network_alone(kwargs, error, match):
+    net = _tiny_net()
+    before = net.parameters()
+    args = dict(net=net, grads={"dense1.theta": np.ones(2)}, learning_rate=0.1, batch_size=1)
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        sgd_step(args.pop("net"), args.pop("grads"), **args)
+    assert all(np.array_equal(before[k], v) for k, v in net.parameters().items())
 
 
 # --------------------------------------------------------------------------- learning, reproducibility, engines
@@ -246,17 +300,52 @@ class _FakeTTY(_io.StringIO):
         return True
 
 
-def test_progress_bar_only_on_a_terminal(small_data, monkeypatch, capsys):
-    fit(_sd_net(), small_data.x_train, small_data.y_train, epochs=1, learning_rate=0.05, rng=0, progress=True)
-    assert capsys.readouterr().err == ""                        # pytest's stderr is not a terminal
+def test_progress_on_a_terminal_is_a_per_batch_tqdm_bar(small_data, monkeypatch):
     fake = _FakeTTY()
     monkeypatch.setattr("sys.stderr", fake)
-    fit(_sd_net(), small_data.x_train, small_data.y_train, epochs=1, learning_rate=0.05, rng=0, progress=True)
-    assert "epoch 1/1 [" in fake.getvalue()
+    fit(_sd_net(), small_data.x_train, small_data.y_train, epochs=2, batch_size=8, learning_rate=0.05, rng=0,
+        progress=True)
+    text = fake.getvalue()
+    assert "epoch 1/2" in text and "epoch 2/2" in text
+    assert "0/40" in text and "sample" in text                  # tqdm's counter of samples in the epoch
+    assert text.endswith("\r")                                 # cleared at the end of each epoch (leave=False)
+    # The bar advanced within the epoch (tqdm redraws after 0.1 s, so force it to draw every update).
     fake2 = _FakeTTY()
     monkeypatch.setattr("sys.stderr", fake2)
+    from tqdm.std import tqdm as console
+
+    monkeypatch.setattr(console, "__init__", _eager(console.__init__))
+    fit(_sd_net(), small_data.x_train, small_data.y_train, epochs=1, batch_size=8, learning_rate=0.05, rng=0)
+    shown = re.findall(r"\b(\d+)/40\b", fake2.getvalue())
+    assert {"8", "16", "24", "32", "40"} <= set(shown), shown
+    assert re.search(r"16/40 .*loss \d\.\d{4}", fake2.getvalue())     # the running mean loss as postfix
+
+
+def _eager(init):
+    def patched(self, *args, **kwargs):
+        kwargs.update(mininterval=0, miniters=1)
+        init(self, *args, **kwargs)
+    return patched
+
+
+def test_progress_outside_a_terminal_is_one_line_per_epoch_with_eta(small_data, capsys):
+    h = fit(_sd_net(), small_data.x_train, small_data.y_train, epochs=3, learning_rate=0.05, rng=0,
+            validation=(small_data.x_test, small_data.y_test))      # pytest's stderr is not a terminal
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3
+    for i, line in enumerate(lines):
+        assert line.startswith(h.line(i)) and re.search(r"elapsed \d\d:\d\d  ETA \d\d:\d\d$", line), line
+    assert lines[-1].endswith("ETA 00:00")
+
+
+def test_no_progress_when_asked(small_data, monkeypatch, capsys):
+    fake = _FakeTTY()
+    monkeypatch.setattr("sys.stderr", fake)
     fit(_sd_net(), small_data.x_train, small_data.y_train, epochs=1, learning_rate=0.05, rng=0, progress=False)
-    assert fake2.getvalue() == ""
+    assert fake.getvalue() == ""
+    monkeypatch.undo()
+    fit(_sd_net(), small_data.x_train, small_data.y_train, epochs=1, learning_rate=0.05, rng=0, progress=False)
+    assert capsys.readouterr().err == ""
 
 
 # --------------------------------------------------------------------------- evaluate / predict
@@ -326,6 +415,11 @@ Y = np.array([0, 1, 0, 1])
     (dict(validation=(X, np.array([0, 5, 0, 1]))), ValueError, "validation y holds label 5"),
     (dict(validation=(X[:, :, :4], Y)), ValueError, "validation x must have shape"),
     (dict(callback=3), TypeError, "callback"),
+    (dict(progress="yes"), TypeError, "progress must be True or False"),
+    (dict(progress=1), TypeError, "progress must be True or False"),
+    (dict(rng="abc"), TypeError, "rng must be None, a non-negative integer seed or a numpy Generator, got str"),
+    (dict(rng=1.5), TypeError, "rng must be"),
+    (dict(rng=True), TypeError, "rng must be"),
     (dict(net="not a net"), TypeError, "net must be a partitionnet.ConvNet"),
 ])
 def test_bad_input_is_rejected_before_training(kwargs, error, match):
@@ -335,7 +429,7 @@ def test_bad_input_is_rejected_before_training(kwargs, error, match):
     args.update(kwargs)
     with pytest.raises(error, match=match):
         fit(args.pop("net"), args.pop("x"), args.pop("y"), **args)
-    assert all(np.array_equal(before[k], net._params[k]) for k in before)
+    assert all(np.array_equal(before[k], v) for k, v in net.parameters().items())
 
 
 def test_divergence_is_reported():
@@ -343,9 +437,46 @@ def test_divergence_is_reported():
     net = ConvNet((6,), 1, [ConvLayer(2, kernel=2, pooling=None, activation="identity")], [1],
                   activation="identity", rng=0)
     x = rng.standard_normal((8, 1, 6)) * 10
-    with pytest.raises(FloatingPointError, match="diverged.*lower learning_rate"):
-        with np.errstate(all="ignore"):
-            fit(net, x, rng.standard_normal((8, 1)) * 100, epochs=50, learning_rate=10.0, rng=0, progress=False)
+    with pytest.raises(FloatingPointError, match=r"diverged in epoch \d+, step \d of 8.*lower learning_rate"):
+        fit(net, x, rng.standard_normal((8, 1)) * 100, epochs=50, learning_rate=10.0, rng=0, progress=False)
+    assert all(np.all(np.isfinite(v)) for v in net.parameters().values())
+
+
+def _one_step_overflow_case():
+    """A linear network whose first SGD step has a finite loss (2e295) and gradients (1e297), but
+    whose update with learning_rate=1e12 overflows."""
+    net = ConvNet((4,), 1, [ConvLayer(1, kernel=1, pooling=None, activation="identity")], [1],
+                  activation="identity", rng=0)
+    x = np.full((1, 1, 4), 1e150)
+    return net, x, np.zeros((1, 1))
+
+
+def test_a_final_overflowing_step_raises_and_keeps_the_previous_parameters():
+    # The issue: with one step whose update overflows, fit used to return normally with inf/NaN
+    # parameters (the divergence was only noticed by the forward pass of the *next* step).
+    net, x, y = _one_step_overflow_case()
+    before = net.parameters()
+    assert np.isfinite(net.loss(x, y))                       # the loss of the only step is finite ...
+    with pytest.raises(FloatingPointError, match=r"diverged in epoch 1, step 1 of 1.*inf.*try 1e\+11.*before this step"):
+        fit(net, x, y, epochs=1, learning_rate=1e12, rng=0, progress=False)
+    after = net.parameters()                                  # ... and the network is as it was
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    np.testing.assert_array_equal(net.forward(x), net.forward(x))
+
+
+def test_divergence_at_a_later_step_keeps_the_last_good_parameters():
+    net, x, y = _one_step_overflow_case()
+    x2 = np.concatenate([np.full((1, 1, 4), 1e-3), x])        # sample 0 is harmless, sample 1 overflows
+    y2 = np.zeros((2, 1))
+    order = np.random.default_rng(0).permutation(2)
+    twin = _one_step_overflow_case()[0]
+    good = [i for i in order][: list(order).index(1)]        # the steps before the bad one
+    for i in good:
+        sgd_step(twin, twin.gradients(x2[i:i + 1], y2[i:i + 1]), learning_rate=1e12, batch_size=1)
+    with pytest.raises(FloatingPointError, match=f"step {len(good) + 1} of 2"):
+        fit(net, x2, y2, epochs=1, learning_rate=1e12, rng=0, progress=False)
+    for k, v in twin.parameters().items():
+        np.testing.assert_array_equal(net.parameters()[k], v)
 
 
 def test_fit_docstring_example_runs():
@@ -354,3 +485,20 @@ def test_fit_docstring_example_runs():
     import partitionnet.training as mod
 
     assert doctest.testmod(mod).failed == 0
+
+
+def test_an_overflow_inside_the_forward_pass_is_reported_as_divergence():
+    # Finite but huge parameters (as a previous large step leaves them) overflow in the correlation's
+    # product. Without stopping at the overflow, the inf reaches the explicit pooling regions, which
+    # refuse it with "y must be finite", a message about an argument the user never passed.
+    from partitionnet import Pooling
+
+    pool = Pooling.from_regions([[0, 1], [2, 3]], 4, kind="max")
+    net = ConvNet((4,), 1, [ConvLayer(1, kernel=1, pooling=pool, activation="identity")], [1],
+                  activation="identity", rng=0)
+    p = net.parameters()
+    p["conv1.W"][:] = 1e200
+    net.set_parameters(p)
+    with pytest.raises(FloatingPointError, match=r"diverged in epoch 1, step 1 of 2.*overflow.*lower learning_rate"):
+        fit(net, np.full((2, 1, 4), 1e200), np.zeros((2, 1)), epochs=1, learning_rate=0.1, rng=0, progress=False)
+    assert net.parameters()["conv1.W"][0, 0] == 1e200
