@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import importlib
 import math
-import numbers
 import random
 from dataclasses import dataclass
 
@@ -55,22 +54,6 @@ def _check_seed(seed, *, maximum: int | None = None) -> int:
     if maximum is not None and seed > maximum:
         raise ValueError(f"seed must be an integer in [0, {maximum}], got {seed}")
     return seed
-
-
-def _check_real(value, name: str, *, low: float, high: float | None = None,
-                low_open: bool = False, high_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {_validate.kind_of(value)} {value!r}")
-    value = float(value)
-    ok = math.isfinite(value) and (value > low if low_open else value >= low)
-    if high is not None:
-        ok = ok and (value < high if high_open else value <= high)
-    if not ok:
-        left = "(" if low_open else "["
-        right = ")" if high_open else "]"
-        interval = f"{left}{low:g}, {high:g}{right}" if high is not None else f"{left}{low:g}, inf)"
-        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
-    return value
 
 
 def _import_optional(module: str, loader: str):
@@ -218,9 +201,9 @@ def squares_diamonds(n_train=200, n_test=100, *, size=15, seed=0, noise=0.0):
     n_test = as_positive_int(n_test, "n_test", minimum=1)
     size = as_positive_int(size, "size", minimum=5)
     seed = _check_seed(seed)
-    noise = _check_real(noise, "noise", low=0.0)
+    noise = _validate.as_real(noise, "noise", low=0.0)
 
-    rng = np.random.default_rng(seed)
+    rng = _validate.as_rng(seed, "seed")
     y = np.concatenate([_balanced_labels(n_train, rng), _balanced_labels(n_test, rng)])
     n = y.shape[0]
 
@@ -387,15 +370,15 @@ def digits(*, seed=0, test_fraction=0.25):
     ((1346, 1, 8, 8), (451, 1, 8, 8))
     """
     seed = _check_seed(seed)
-    test_fraction = _check_real(test_fraction, "test_fraction", low=0.0, high=1.0,
-                                low_open=True, high_open=True)
+    test_fraction = _validate.as_real(test_fraction, "test_fraction", low=0.0, high=1.0,
+                                      low_open=True, high_open=True)
     skd = _import_optional("sklearn.datasets", "digits")
 
     bunch = skd.load_digits()
     x = np.asarray(bunch.images, dtype=np.float64)[:, None, :, :] / 16.0
     y = np.asarray(bunch.target, dtype=np.int64)
 
-    rng = np.random.default_rng(seed)
+    rng = _validate.as_rng(seed, "seed")
     train, test = _stratified_split(y, test_fraction, rng)
     if train.size == 0 or test.size == 0:
         raise ValueError(
