@@ -51,6 +51,7 @@ JAX_CASES = [  # in_maps, shape, maps, kernel, stride, padding, dilation
     (2, (6, 5), 3, (3, 2), (2, 1), (1, 0), (1, 2)),
     (3, (7,), 2, (3,), (2,), (2,), (2,)),
     (2, (3, 4, 3), 2, (2, 2, 2), (1, 2, 1), (1, 0, 1), (1, 1, 2)),
+    (1, (5, 6), 2, (2, 3), (2, 1), ((0, 1), (2, 1)), (1, 1)),                # (low, high) pairs, as JAX takes
 ]
 
 
@@ -62,7 +63,8 @@ def test_locally_connected_matches_jax_semantics(in_maps, shape, maps, kernel, s
     out_shape = net.layers[0].out_shape
     rhs = rng.standard_normal((maps, in_maps * int(np.prod(kernel))) + out_shape)
     x = rng.standard_normal((4, in_maps) + shape)
-    expected = jax_local(x, rhs, stride, [(p, p) for p in padding], kernel, dilation)
+    pairs = [p if isinstance(p, tuple) else (p, p) for p in padding]
+    expected = jax_local(x, rhs, stride, pairs, kernel, dilation)
     P = int(np.prod(out_shape))
     net.set_parameters({"local1.W": weights_from_jax(rhs, kernel), "local1.Theta": np.zeros((P, maps))})
     assert_rel(net.forward(x), expected, "LocallyConnected vs conv_general_dilated_local semantics")

@@ -265,7 +265,9 @@ class LocallyConnected(_Unshared):
         return [(cls(2, kernel=2), 1, (3, 3)),
                 (cls(2, kernel=2, stride=2, padding=1, dilation=2), 2, (5,)),
                 (cls(1, kernel=(2, 1), stride=(1, 2), padding=(1, 0)), 2, (3, 3)),
-                (cls(1, kernel=2, padding="full"), 1, (2, 1, 2))]
+                (cls(1, kernel=2, padding="full"), 1, (2, 1, 2)),
+                (cls(2, kernel=2, stride=2, padding="same"), 1, (5,)),
+                (cls(1, kernel=(2, 3), padding=((1, 0), (0, 2))), 1, (3, 2))]
 
     def _build(self) -> None:
         self._build_partition()
@@ -356,7 +358,7 @@ def _reference_unshared(config, p, x, slot_of):
     kernel = _per_axis(config["kernel"], nd)
     stride = _per_axis(config.get("stride", 1), nd)
     dilation = _per_axis(config.get("dilation", 1), nd)
-    before, after = _padding_pairs(config.get("padding", 0), kernel, dilation, nd)
+    before, after = _padding_pairs(config.get("padding", 0), kernel, dilation, stride, in_shape)
     out_shape = tuple((n + b + a - dl * (k - 1) - 1) // s + 1
                       for n, k, s, b, a, dl in zip(in_shape, kernel, stride, before, after, dilation))
     W, Theta = np.asarray(p["W"]), np.asarray(p["Theta"])
@@ -377,8 +379,13 @@ def _reference_unshared(config, p, x, slot_of):
     return z
 
 
-def _padding_pairs(padding, kernel, dilation, nd):
-    """``(before, after)`` per axis from an int, per-axis ints, per-axis pairs, or a mode name."""
+def _padding_pairs(padding, kernel, dilation, stride, in_shape):
+    """``(before, after)`` per axis from an int, per-axis ints, per-axis pairs, or a mode name.
+
+    ``'same'`` follows TensorFlow: ``ceil(n / stride)`` outputs, the total
+    padding split with the odd zero after.
+    """
+    nd = len(in_shape)
     if isinstance(padding, str):
         extent = [dl * (k - 1) for k, dl in zip(kernel, dilation)]
         if padding == "valid":
@@ -386,7 +393,8 @@ def _padding_pairs(padding, kernel, dilation, nd):
         if padding == "full":
             return tuple(extent), tuple(extent)
         if padding == "same":
-            return tuple(e // 2 for e in extent), tuple(e - e // 2 for e in extent)
+            total = [max((-(-n // s) - 1) * s + e + 1 - n, 0) for n, s, e in zip(in_shape, stride, extent)]
+            return tuple(t // 2 for t in total), tuple(t - t // 2 for t in total)
         raise ValueError(f"unknown padding {padding!r}")
     if isinstance(padding, (list, tuple)):
         pairs = [tuple(v) if isinstance(v, (list, tuple)) else (v, v) for v in padding]

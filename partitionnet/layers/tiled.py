@@ -27,7 +27,6 @@ import numbers
 
 import numpy as np
 
-from ..layout import kernel_to_torch
 from .base import register
 from .locally_connected import _reference_unshared, _Unshared
 
@@ -94,7 +93,9 @@ class TiledCorrelation(_Unshared):
         return [(cls(2, kernel=2, tiles=2), 1, (4, 3)),
                 (cls(2, kernel=2, tiles=(1, 2), stride=(2, 1), padding=1), 2, (3, 3)),
                 (cls(1, kernel=3, tiles=3, padding="full", dilation=2), 2, (4,)),
-                (cls(1, kernel=2, tiles=1), 1, (3, 2))]
+                (cls(1, kernel=2, tiles=1), 1, (3, 2)),
+                (cls(1, kernel=2, tiles=(2, 1), padding=((0, 1), (1, 1))), 1, (3, 2)),
+                (cls(2, kernel=2, tiles=1, stride=2, padding="same"), 2, (3,))]
 
     def _build(self) -> None:
         self._build_partition()
@@ -140,20 +141,14 @@ class TiledCorrelation(_Unshared):
         return cls(**cls._options_from_config(config))
 
     def to_torch(self, p):
-        """``torch.nn.ConvNd`` when there is one tile (then the layer is a correlation with a tied bias)."""
+        """With one tile the layer is a ``Correlation(bias='tied')``: its twin (``ConvNd``, after a ``ZeroPadNd``
+        when the padding is unequal on the two sides of an axis)."""
         if self.slots != 1:
             raise NotImplementedError(f"layer {self.name or self.prefix}: PyTorch has no tiled convolution "
                                       f"(tiles {self.tile_shape}); only tiles=1 has a ConvNd twin")
-        import torch
+        from .correlation import Correlation
 
         g = self.V.geometry
-        n = len(self.in_shape)
-        conv = getattr(torch.nn, f"Conv{n}d")(self.in_maps, self.maps, self.V.kernel_shape, stride=g["stride"],
-                                              padding=g["padding"], dilation=g["dilation"], bias=True,
-                                              dtype=torch.float64)
-        with torch.no_grad():
-            conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(
-                kernel_to_torch(np.asarray(p["W"][0], dtype=np.float64), self.in_maps, self.maps,
-                                self.V.kernel_shape))))
-            conv.bias.copy_(torch.from_numpy(-np.asarray(p["Theta"][0], dtype=np.float64)))
-        return conv
+        conv = Correlation(self.maps, kernel=g["kernel"], stride=g["stride"], padding=g["padding"],
+                           dilation=g["dilation"], bias="tied").build(self.in_maps, self.in_shape)
+        return conv.to_torch({"W": np.asarray(p["W"])[0], "Theta": np.asarray(p["Theta"])[:1]})
