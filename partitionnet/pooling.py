@@ -468,7 +468,7 @@ def _resolve_retain(retain, sizes, one_based, rng):
     if isinstance(retain, str):
         if retain != "random":
             raise ValueError(f"retain must be an int, an array of positions, or 'random', got {retain!r}")
-        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        gen = val.as_rng(rng, "rng")
         return gen.integers(0, sizes).astype(np.int64)
     r = np.asarray(retain)
     if not np.issubdtype(r.dtype, np.integer):
