@@ -170,40 +170,54 @@ class Pooling:
 
     @classmethod
     def windows(cls, input_shape, window, *, kind: str = "max", drop_remainder: bool = False,
-                mask=None, p=None, retain=None, rng=None) -> "Pooling":
+                partial: bool = False, mask=None, p=None, retain=None, rng=None) -> "Pooling":
         """Non-overlapping windows tiling a 1-D, 2-D or 3-D map.
 
         Regions and the entries inside each window are both in column-stacking
         order. A map the windows do not tile raises ``ValueError`` unless
         ``drop_remainder=True``, which leaves the last rows/columns out (they
-        then receive zero sensitivity). ``mask`` for ``'correlation'`` may
-        also be an array of the window's shape, used in every window.
+        then receive zero sensitivity), or ``partial=True``, which keeps them
+        as smaller windows at the far end of each axis (PyTorch's
+        ``ceil_mode``): subsampling a 7 x 9 map by 3 then retains rows and
+        columns 1, 4 and 7, the 3 x 3 result of (47.1177). ``mask`` for
+        ``'correlation'`` may also be an array of the window's shape, used in
+        every window (not with ``partial=True``, whose windows differ in size).
 
         >>> pool = Pooling.windows((4, 4), 2, kind="max")
         >>> pool.P_out, pool.output_shape
         (4, (2, 2))
+        >>> Pooling.windows((7, 9), 3, kind="subsample", retain=0, partial=True).output_shape
+        (3, 3)
         """
         input_shape = val.as_shape(input_shape, "input_shape")
         ndim = len(input_shape)
         window = val.as_int_tuple(window, "window", ndim)
         drop_remainder = val.as_bool(drop_remainder, "drop_remainder")
+        partial = val.as_bool(partial, "partial")
+        if partial and drop_remainder:
+            raise ValueError("drop_remainder=True and partial=True exclude each other: the remainder is either "
+                             "left out or kept as smaller windows")
         out_shape = []
         for a, (n, w) in enumerate(zip(input_shape, window)):
             if w > n:
                 raise ValueError(f"window {window} is larger than input_shape {input_shape} on axis {a}")
-            if n % w and not drop_remainder:
+            if n % w and not (drop_remainder or partial):
                 raise ValueError(
                     f"window {window} does not tile input_shape {input_shape} ({n} % {w} = {n % w} on axis {a}); "
-                    "pass drop_remainder=True to leave the remainder out"
+                    "pass drop_remainder=True to leave the remainder out, or partial=True to keep it as "
+                    "smaller windows"
                 )
-            out_shape.append(n // w)
+            out_shape.append(-(-n // w) if partial else n // w)
         idx = window_indices(input_shape, window, window, (0,) * ndim, (1,) * ndim, out_shape)
         size = int(np.prod(input_shape))
-        sizes = np.full(idx.shape[0], idx.shape[1], dtype=np.int64)
-        order = idx.ravel()
-        params = _kind_parameters(kind, mask, p, retain, rng, sizes, order, size, False, window=window)
+        inside = idx >= 0                        # entries of a partial window past the map's end are -1
+        sizes = inside.sum(axis=1).astype(np.int64)
+        order = idx[inside]                      # row by row, each window's entries in column-stacked order
+        full = bool(np.all(inside))
+        params = _kind_parameters(kind, mask, p, retain, rng, sizes, order, size, False,
+                                  window=window if full else None)
         return cls(order, sizes, size, kind=kind, input_shape=input_shape, output_shape=tuple(out_shape),
-                   window=window, **params)
+                   window=window if full else None, **params)
 
     @classmethod
     def identity(cls, input_shape) -> "Pooling":
