@@ -502,3 +502,30 @@ def test_an_overflow_inside_the_forward_pass_is_reported_as_divergence():
     with pytest.raises(FloatingPointError, match=r"diverged in epoch 1, step 1 of 2.*overflow.*lower learning_rate"):
         fit(net, np.full((2, 1, 4), 1e200), np.zeros((2, 1)), epochs=1, learning_rate=0.1, rng=0, progress=False)
     assert net.parameters()["conv1.W"][0, 0] == 1e200
+
+
+def test_progress_inside_a_jupyter_kernel():
+    # fit(progress=True) run by a real kernel: tqdm.auto picks the widget when ipywidgets is installed;
+    # without it, fit prints one line per epoch and no "IProgress not found" warning.
+    nbclient = pytest.importorskip("nbclient")
+    nbformat = pytest.importorskip("nbformat")
+    code = (
+        "import numpy as np\n"
+        "from partitionnet import ConvNet, ConvLayer, fit\n"
+        "net = ConvNet((6,), 1, [ConvLayer(2, kernel=3, window=2)], [2], rng=0)\n"
+        "x = np.random.default_rng(0).standard_normal((6, 1, 6))\n"
+        "h = fit(net, x, np.arange(6) % 2, epochs=2, batch_size=2, learning_rate=0.1, rng=0)\n"
+    )
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    outputs = nb.cells[0].outputs
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    widgets = [o for o in outputs if o.output_type == "display_data"
+               and "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert "IProgress" not in text and "Traceback" not in text
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        assert len(re.findall(r"^epoch \d/2 .*elapsed \d\d:\d\d  ETA \d\d:\d\d$", text, re.M)) == 2, text
+    else:
+        assert len(widgets) == 2
