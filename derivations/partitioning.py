@@ -6,8 +6,10 @@
   dilation, 1-D/2-D/3-D, non-square) and an unstructured partition; the
   reference reads each window entry by direct summation with a one-hot mask.
 * (47.1157-47.1158, 47.1161) y^(d) = f(H^T w^(d) - θ^(d) 1) for D = 2 masks.
-* (47.1163-47.1164, 47.1189-47.1191) several input maps: y^(d) = f(Σ_j H_j^T w_j^(d) - θ^(d)(j)).
-* (47.1155, 47.1165-47.1167) a correlation map has S + 1 parameters and P(S + 1) connections.
+* (47.1163-47.1164, 47.1190-47.1191) several input maps: y^(d) = f(Σ_j H_j^T w_j^(d) - θ^(d)(j)) (the
+  1 printed in (47.1189) is an erratum).
+* (47.1155, 47.1165, 47.1167) a correlation map has S + 1 parameters and P(S + 1) connections;
+  the count printed in (47.1166) is an erratum (see :mod:`derivations.errata`).
 """
 from __future__ import annotations
 
@@ -123,7 +125,7 @@ def check_feature_maps() -> tuple[bool, str]:
 
 
 def check_input_maps() -> tuple[bool, str]:
-    """(47.1163-47.1164, 47.1189-47.1191a): three input maps, one mask and bias per input map."""
+    """(47.1163-47.1164, 47.1190-47.1191a; 47.1189 corrected): three input maps, one mask and bias per input map."""
     for label, part, reader in partition_cases()[1:3]:
         xs = [_sym.col(f"h{j}_", part.M) for j in range(3)]
         ws = [_sym.col(f"w{j}_", part.S) for j in range(3)]
@@ -159,7 +161,8 @@ def check_scipy() -> tuple[bool, str]:
 
 def check_parameter_count() -> tuple[bool, str]:
     """(47.1155): the map x -> H^T w - θ1 uses S + 1 parameters on P(S + 1) connections ('valid' window);
-    (47.1165-47.1167): a 64 x 64 image has M = P = 4096 with a 'same' mask."""
+    (47.1165, 47.1167): a 64 x 64 image has M = P = 4096 with a 'same' mask. (47.1166) prints a wrong
+    count and is checked as an erratum."""
     part = pn.Partition.sliding_window((5, 4), (3, 2))
     w, theta = _sym.col("w", part.S), sympy.Symbol("theta")
     A = _sym.kron(_sym.eye(part.P), sympy.SparseMatrix(w.T)) * part.to_sympy()   # z = A x - θ 1
@@ -176,11 +179,11 @@ CLAIMS = [
     Claim("47.1152", "V h = col{h_p}: stride, padding, dilation, 1/2/3-D, unstructured", "symbolic",
           check_stacking),
     Claim("47.1157–47.1158, 47.1161", "y^(d) = f(H^T w^(d) - θ^(d) 1)", "symbolic", check_feature_maps),
-    Claim("47.1163–47.1164, 47.1189–47.1191", "several input maps: Σ_j (H_j^T w_j - θ(j))", "symbolic",
+    Claim("47.1163–47.1164, 47.1190–47.1191", "several input maps: Σ_j (H_j^T w_j - θ(j))", "symbolic",
           check_input_maps),
     Claim("47.1158, 47.1191", "H^T w = correlate (valid/same/full); RGB layer + pooling", "direct convolution",
           check_scipy),
-    Claim("47.1155, 47.1165–47.1167", "S + 1 parameters, P(S + 1) connections per map", "symbolic",
+    Claim("47.1155, 47.1165, 47.1167", "S + 1 parameters, P(S + 1) connections per map", "symbolic",
           check_parameter_count),
 ]
 

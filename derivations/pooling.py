@@ -6,7 +6,12 @@
   the table inside Ω_p'.
 * Table 47.12, (47.1169-47.1185): the 2-D forms; every kind is a correlation
   with a mask (M_mean, M_max = e_k e_l^T, M_sub = e_1 e_1^T), and the gradient
-  matrix G, column-stacked, is the library's gradient vector.
+  matrix G, column-stacked, is the library's gradient vector. The book's two
+  examples are reproduced exactly: M_max = e_1 e_2^T (47.1174) and the 7 x 9
+  map subsampled by 3 to 3 x 3 (47.1177). (47.1180) is proved in its corrected
+  form, the sum of the Hadamard product (see the errata).
+* ℓp pooling is checked with real symbols of either sign, so the sign(y) of
+  its gradient vector is part of what is proved.
 * (47.1197-47.1200) upv(v) = col{v(p') g_p'}; (47.1204) together with T^T it
   is the transposed Jacobian of pooling: (∂t/∂y)^T v = T^T upv(v).
 * (47.1201-47.1203) T for the regions {1,2,4,8}, {3,5,7,9,11}, {6,10,12};
@@ -48,12 +53,19 @@ def pooling_cases(kind, **options):
 
 
 def _symbols_for(pool):
-    """A symbolic map (positive for ℓp, where |y| appears) and, for correlation, a symbolic mask."""
-    y = _sym.col("y", pool.P, **({"positive": True} if pool.kind == "lp" else {"real": True}))
+    """A symbolic map of real symbols of either sign (so that sign(y) in the ℓp gradient matters) and, for
+    correlation, a symbolic mask."""
+    y = _sym.col("y", pool.P, real=True)
     mask = _sym.col("m", pool.P) if pool.kind == "correlation" else None
     # max needs a point: distinct values so the maximiser is unique.
     point = dict(zip(y, np.random.default_rng(pool.P).permutation(pool.P) + 1)) if pool.kind == "max" else {}
     return y, mask, point
+
+
+def real_form(M) -> sympy.Matrix:
+    """Rewrite |a| as a·sign(a), true for real a: SymPy writes |y|^3 as y^2 |y| on one side and its derivative
+    as y^2 sign(y)/3 + 2 y |y|/3 on the other, which expand() alone cannot match."""
+    return sympy.Matrix(M).applyfunc(lambda e: e.replace(sympy.Abs, lambda a: a * sympy.sign(a)))
 
 
 def _scatter(pool, g) -> sympy.SparseMatrix:
@@ -75,7 +87,7 @@ def check_gradient_vectors(gradient_vectors) -> tuple[bool, str]:
             y, mask, point = _symbols_for(pool)
             J = direct_jacobian(pool, y, mask).subs(point)
             g = gradient_vectors(pool, y.subs(point), mask)
-            if not same_matrix(J, _scatter(pool, g)):
+            if not same_matrix(real_form(J), real_form(_scatter(pool, g))):
                 return False, repr(pool)
     return True, ""
 
@@ -134,6 +146,33 @@ def check_masks_2d() -> tuple[bool, str]:
     return True, ""
 
 
+def check_book_examples_2d() -> tuple[bool, str]:
+    """The book's two worked 2-D examples, exactly, by the library.
+
+    (47.1174): a 3 x 3 patch whose maximum sits at (1, 2) (1-based) has max-pooling gradient matrix
+    e_1 e_2^T, the printed M_max, and t = Σ H ⊙ M_max. (47.1177): subsampling a 7 x 9 map by 3 in each
+    direction keeps rows and columns 1, 4, 7 (the boxed a, ..., i) and gives a 3 x 3 map; every full
+    3 x 3 window has gradient matrix e_1 e_1^T (47.1178), the partial windows of the last row e_1^T.
+    """
+    H = np.array([[1.0, 9.0, 2.0], [3.0, 4.0, 5.0], [0.0, 6.0, 7.0]])
+    M_max = np.array([[0, 1, 0], [0, 0, 0], [0, 0, 0]])                      # as printed in (47.1174)
+    t, g = pn.Pooling.windows((3, 3), 3, kind="max").pool(pn.vec(H))
+    if not (np.array_equal(pn.unvec(g, (3, 3)), M_max) and t[0] == np.sum(H * M_max)):
+        return False, f"(47.1174): g = {pn.unvec(g, (3, 3)).tolist()}, t = {t[0]}"
+    Y = np.arange(1.0, 64.0).reshape(7, 9)                                  # 63 distinct entries
+    pool = pn.Pooling.windows(Y.shape, 3, kind="subsample", retain=0, partial=True)
+    t, g = pool.pool(pn.vec(Y))
+    boxed = Y[np.ix_([0, 3, 6], [0, 3, 6])]                                # rows and columns 1, 4, 7
+    if pool.output_shape != (3, 3) or not np.array_equal(pn.unvec(t, (3, 3)), boxed):
+        return False, f"(47.1177): {pool.output_shape}, {t.tolist()}"
+    full, last_row = pn.vec(np.eye(3, 3, dtype=float)[:, :1] @ np.eye(3, 3, dtype=float)[:1]), np.array([1.0, 0, 0])
+    pieces = np.split(g, np.cumsum(pool.sizes)[:-1])
+    expected = [full if size == 9 else last_row for size in pool.sizes]
+    if not all(np.array_equal(a, b) for a, b in zip(pieces, expected)):
+        return False, "(47.1178): gradient matrices of the windows"
+    return True, ""
+
+
 def check_upsampling() -> tuple[bool, str]:
     """(47.1197-47.1200): up(α) = α g and upv(v) = col{v(p') g_p'}, padded for dropped entries."""
     rng = np.random.default_rng(1200)
@@ -156,7 +195,7 @@ def check_pooling_adjoint(backward) -> tuple[bool, str]:
             v = _sym.col("v", pool.P_out)
             J = direct_jacobian(pool, y, mask).subs(point)
             g = _sym.gradient_vectors(pool, y.subs(point), mask)
-            if not same_matrix(J.T * v, backward(pool, v, g)):
+            if not same_matrix(real_form(J.T * v), real_form(backward(pool, v, g))):
                 return False, repr(pool)
     return True, ""
 
@@ -203,8 +242,10 @@ CLAIMS = [
           "symbolic", check_gradient_vectors, _sym.gradient_vectors),
     Claim("47.1187–47.1196", "library (t, g) = direct loops and central differences", "numeric",
           check_library_pool),
-    Claim("47.1169–47.1185", "2-D masks and gradient matrices of Table 47.12; vec(G) = g", "symbolic",
-          check_masks_2d),
+    Claim("47.1169–47.1173, 47.1175–47.1176, 47.1178–47.1179, 47.1181–47.1185",
+          "2-D masks and gradient matrices of Table 47.12; vec(G) = g", "symbolic", check_masks_2d),
+    Claim("47.1174, 47.1177–47.1178", "the book's examples: M_max = e_1 e_2^T; 7 x 9 subsampled by 3 to 3 x 3",
+          "numeric", check_book_examples_2d),
     Claim("47.1197–47.1200", "up(α) = α g, upv(v) = col{v(p') g_p'}", "numeric", check_upsampling),
     Claim("47.1200, 47.1204, 47.1244, 47.1260", "(∂t/∂y)^T v = T^T upv(v) (Probs. 47.164, 47.166)", "symbolic",
           check_pooling_adjoint, permute_sharp_upv),
