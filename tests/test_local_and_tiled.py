@@ -319,3 +319,34 @@ def test_no_torch_twin_where_torch_has_none():
     tiled = L.TiledCorrelation(1, kernel=2, tiles=2).build(1, (4,))
     with pytest.raises(NotImplementedError, match="tiled"):
         tiled.to_torch({"W": np.ones((2, 2, 1)), "Theta": np.zeros((2, 1))})
+
+
+def test_network_config_survives_json():
+    import json
+
+    layers = [L.LocallyConnected(2, kernel=2, padding="same"), L.ChannelPool("lp", 2, p=3.0),
+              L.TiledCorrelation(2, kernel=(2, 1), tiles=(2, 3), padding=((0, 1), (1, 0))), L.GlobalPool("max")]
+    net = Network((5, 4), 1, layers, rng=0)
+    randomise(net, np.random.default_rng(10))
+    again = Network.from_config(json.loads(json.dumps(net.config())))
+    again.set_parameters(net.parameters())
+    x = np.random.default_rng(11).standard_normal((2, 1, 5, 4))
+    assert again.config() == net.config()
+    assert np.array_equal(again.forward(x), net.forward(x))
+
+
+def test_network_to_torch_with_the_new_kinds():
+    torch = pytest.importorskip("torch")
+    net = Network((6, 5), 2, [L.TiledCorrelation(4, kernel=3, tiles=1, stride=(1, 2), padding="same"),
+                              L.Activation("relu"), L.ChannelPool("max", 2), L.GlobalPool("mean"), L.Flatten(),
+                              L.Dense(3)], rng=0)
+    randomise(net, np.random.default_rng(12))
+    x = np.random.default_rng(13).standard_normal((4, 2, 6, 5))
+    with torch.no_grad():
+        ours = net.to_torch()(torch.from_numpy(x)).numpy()
+    assert_rel(ours, net.forward(x), "Network.to_torch")
+
+
+def test_weights_from_jax_refuses_a_wrong_shape():
+    with pytest.raises(ValueError, match="does not fit kernel_shape"):
+        weights_from_jax(np.ones((2, 5, 3, 3)), (2, 2))

@@ -192,8 +192,7 @@ class _Unshared(Layer):
     # ------------------------------------------------------------------ explicit operator
     def operator(self, p, x=None, *, algebra=SCIPY):
         """``J^T``: block ``(j, d)`` is ``V_loc^(j,d) = (V^T o (1_M col{w_{j,p}^(d)}^T)) (I_P kron 1_S)``."""
-        Wp = np.asarray(p["W"])
-        Wp = Wp if Wp.shape[0] == self.P_out else Wp[self.slot]
+        Wp = self.position_weights(np.asarray(p["W"]))
         S = self.S
         blocks = [[local_backprop_operator(self.V, Wp[:, j * S:(j + 1) * S, d], algebra)
                    for d in range(self.maps)] for j in range(self.in_maps)]
