@@ -26,6 +26,7 @@ targets either integer class labels ``(N,)`` or real vectors ``(N, Q)``.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 import warnings
@@ -231,6 +232,15 @@ def _tqdm_classes():
     return auto, picked is not console
 
 
+def _terminal_size(stream) -> tuple[int, int]:
+    """``(columns, rows)`` of the terminal behind ``stream``; 0 when it reports none or is not one."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (AttributeError, ValueError, OSError):
+        return 0, 0
+    return size.columns, size.lines
+
+
 class _Progress:
     """What :func:`fit` shows while it runs.
 
@@ -263,9 +273,14 @@ class _Progress:
     def begin_epoch(self, epoch: int) -> None:
         if self.mode == "bar":
             width = len(str(self.epochs))
+            # A pseudo-terminal that reports a size of 0 (as some CI runners and `script` give) would make
+            # tqdm draw nothing at all: draw 80 columns and assume 24 rows there.
+            columns, rows = _terminal_size(self.stream)
+            sized = self.leave or (columns > 0 and rows > 0)
             self.bar = self.bar_class(total=self.samples, desc=f"epoch {epoch:>{width}}/{self.epochs}",
                                       unit="sample", leave=self.leave, file=self.stream, mininterval=0.1,
-                                      dynamic_ncols=True)
+                                      dynamic_ncols=sized, ncols=None if sized else (columns or 80),
+                                      nrows=None if sized else (rows or 24))
 
     def step(self, samples: int, mean_loss: float) -> None:
         if self.bar is not None:
