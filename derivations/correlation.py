@@ -5,6 +5,9 @@
   the library's 'same' sliding-window partition, with P = M = L^2, S = (2K+1)^2.
 * (47.1136-47.1138) W#(k,l) = W(-k,-l) equals Ĩ W Ĩ, and w# = Ĩ w for the vecs.
 * (47.1139) the correlation with W equals the 2-D convolution with W#.
+* dilated masks: the library's 'full', 'same' and 'valid' windows give the
+  shapes and values of scipy.signal.correlate with the dilated kernel written
+  out explicitly (3 taps, dilation 2, on 9 x 8: 13 x 12 'full', 9 x 8 'same').
 
 Indices follow the book: the mask is indexed k, l = -K..K around its centre,
 the image r, c = 1..L; entries outside the image are zero (47.1129).
@@ -130,6 +133,49 @@ def check_scipy() -> bool:
     return True
 
 
+#: (map shape, kernel, dilation) for the dilated-padding check: 1-D, 2-D and 3-D, per-axis dilation, and
+#: the 3-kernel with dilation 2 on a 9 x 8 map (13 x 12 'full', 9 x 8 'same').
+DILATED = [((9, 8), 3, 2), ((11,), 3, 3), ((9, 8), (3, 2), (1, 3)), ((7, 6, 5), 2, (2, 1, 2)), ((9, 8), 4, 1),
+           ((10, 7), (2, 3), 2)]
+
+
+def dilate(w: np.ndarray, dilation) -> np.ndarray:
+    """The kernel with dilation - 1 zeros between neighbouring taps, built directly (no library code)."""
+    dilation = (dilation,) * w.ndim if np.isscalar(dilation) else tuple(dilation)
+    out = np.zeros(tuple((k - 1) * d + 1 for k, d in zip(w.shape, dilation)))
+    out[tuple(slice(None, None, d) for d in dilation)] = w
+    return out
+
+
+def dilated_reference(x: np.ndarray, w: np.ndarray, dilation, mode: str) -> np.ndarray:
+    """scipy.signal.correlate with the explicitly dilated kernel. For 'same' with an even dilated size the
+    library follows TensorFlow (the extra zero row after the map), scipy.signal.correlate puts it before, so
+    that case pads explicitly and correlates 'valid'."""
+    kd = dilate(w, dilation)
+    if mode == "same" and any(n % 2 == 0 for n in kd.shape):
+        return scipy.signal.correlate(np.pad(x, [((n - 1) // 2, n // 2) for n in kd.shape]), kd, "valid")
+    return scipy.signal.correlate(x, kd, mode)
+
+
+def check_dilated_padding(sliding_window=None) -> tuple[bool, str]:
+    """'full' and 'same' padding with dilation: output shapes and values of H^T w equal
+    scipy.signal.correlate on the explicitly dilated kernel (47.1133 with a dilated mask)."""
+    sliding_window = sliding_window or pn.Partition.sliding_window
+    rng = np.random.default_rng(1133)
+    for shape, kernel, dilation in DILATED:
+        x = rng.standard_normal(shape)
+        w = rng.standard_normal((kernel,) * len(shape) if np.isscalar(kernel) else kernel)
+        for mode in ("full", "same", "valid"):
+            part = sliding_window(shape, kernel, dilation=dilation, padding=mode)
+            ref = dilated_reference(x, w, dilation, mode)
+            if tuple(part.output_shape) != ref.shape:
+                return False, f"{mode}, {shape}, kernel {kernel}, dilation {dilation}: {part.output_shape} vs {ref.shape}"
+            z = part.patches(pn.vec(x)).T @ pn.vec(w)
+            if not allclose(z, pn.vec(ref)):
+                return False, f"{mode}, {shape}, kernel {kernel}, dilation {dilation}: values differ"
+    return True, ""
+
+
 CLAIMS = [
     Claim("47.1126", "corr(H,W) = vec(H)^T vec(W) (column stacking)", "symbolic",
           check_inner_product, _sym.vec, _sym.vec),
@@ -141,6 +187,8 @@ CLAIMS = [
           check_convolution_form, flip_by_reversal),
     Claim("47.1133, 47.1139", "H^T w = correlate(I, W, 'same') = convolve(I, W#, 'same')",
           "direct convolution", check_scipy),
+    Claim("47.1133", "dilated masks: 'full'/'same'/'valid' shapes and H^T w = correlate(I, dilated W)",
+          "direct convolution", check_dilated_padding),
 ]
 
 
