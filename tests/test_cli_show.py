@@ -46,7 +46,7 @@ def test_pooling_permutation(capsys):
 @pytest.mark.parametrize("argv, message", [
     (["show", "--shape", "5,5", "--pool", "2"], "does not tile"),
     (["show", "--shape", "5,5"], "needs --kernel"),
-    (["show", "--shape", "5,5", "--kernel", "2", "--padding", "same"], "odd kernel"),
+    (["show", "--shape", "5,5", "--kernel", "6"], "larger than the padded input"),
 ])
 def test_errors_exit_2_with_a_message(capsys, argv, message):
     assert main(argv) == 2
