@@ -301,3 +301,19 @@ for step in ("matrix", "adjoint"):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.count("ValueError: indices must lie in [-1, 2]") == 2, run.stdout
+
+
+@pytest.mark.parametrize("n, k, stride, dilation", [(5, 2, 1, 1), (5, 4, 1, 1), (7, 3, 2, 2), (8, 2, 3, 1),
+                                                    (6, 3, 1, 1), (9, 4, 2, 1), (4, 5, 1, 1)])
+def test_same_padding_follows_the_tensorflow_rule(n, k, stride, dilation):
+    # 'same' with any kernel, stride and dilation (it was refused for even kernels and strides):
+    # ceil(n / stride) outputs; the total padding (out - 1) * stride + extent - n split with the odd
+    # zero after, as TensorFlow does. Worked out here from that rule, not from the library.
+    out = -(-n // stride)
+    extent = dilation * (k - 1) + 1
+    before = max((out - 1) * stride + extent - n, 0) // 2
+    expected = [[o * stride - before + dilation * j for j in range(k)] for o in range(out)]
+    expected = [[i if 0 <= i < n else -1 for i in row] for row in expected]
+    V = Partition.sliding_window(n, k, stride=stride, dilation=dilation, padding="same")
+    assert V.output_shape == (out,)
+    assert V.indices.tolist() == expected
