@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import sympy
 
+import partitionnet as pn
 from partitionnet import symbolic as _sym
 from derivations import (_check, backprop, convolution_chapter, correlation, errata, gradients,
                          lecture_notes, pooling, registry, training)
@@ -38,10 +39,40 @@ def test_module_passes(name):
     assert all(c.method in _check.METHODS for c in checks)
 
 
-def test_every_erratum_is_confirmed_and_described():
-    for e in errata.ERRATA:
-        assert e.location and e.printed and e.corrected
-    assert len(errata.ERRATA) >= 17
+@pytest.mark.parametrize("erratum", errata.ERRATA, ids=lambda e: f"{e.location}:{e.printed[:20]}")
+def test_every_erratum_fails_as_printed_and_holds_corrected(erratum):
+    printed, corrected, *detail = erratum.test()
+    assert printed is False or printed == False  # noqa: E712  (numpy bools)
+    assert bool(corrected)
+    assert errata.confirm(erratum)[0]
+    # the same test with its two forms swapped must be rejected
+    swapped = errata.Erratum(erratum.location, erratum.corrected, erratum.printed,
+                             lambda: (corrected, printed, *detail))
+    assert not errata.confirm(swapped)[0]
+
+
+def test_errata_list_every_location_of_the_issue():
+    locations = {e.location for e in errata.ERRATA}
+    for required in ("47.1201", "47.1259", "47.1213", "47.1223", "47.1166", "47.1180", "47.1221g", "47.1189",
+                     "47.1221e", "47.1147d", "47.1220", "47.1256", "47.1237", "47.1216", "000:(9)", "000:(15)",
+                     "000:(16)", "000:(23)", "004:summary slide", "8.37, P8.4", "003:σ' in ∂E/∂y",
+                     "003:convolution gradients"):
+        assert required in locations, required
+    assert len({(e.location, e.printed) for e in errata.ERRATA}) == len(errata.ERRATA)
+
+
+def test_erratum_details_show_the_printed_value():
+    details = {e.location: errata.confirm(e)[1] for e in errata.ERRATA}
+    assert "printed 300" in details["47.1166"] and "library: 2460" in details["47.1166"]
+    assert "printed K gives 49" in details["47.1147d"]
+
+
+def test_value_errata_see_the_library(monkeypatch):
+    """The corrected forms are compared with what the library computes: break the library and they fail."""
+    original = pn.Pooling.pool
+    monkeypatch.setattr(pn.Pooling, "pool", lambda self, y: tuple(a * 1.001 for a in original(self, y)))
+    for test in (errata.t_hadamard_1180, errata.t_regions_000_23, errata.t_average_837):
+        assert not test()[1], test.__name__
 
 
 # ---------------------------------------------------------------------- verify
@@ -99,6 +130,41 @@ def test_module_command_line():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "\\[" in proc.stdout and "47.1139" in proc.stdout
+
+
+def test_verify_only_selects_honest_rows():
+    rows = registry.run_all("47.1177")
+    assert rows and all(c.passed for c in rows)
+    assert any("7 x 9" in c.claim for c in rows)
+    assert all(c.method == "erratum" for c in registry.run_all("47.1166"))
+
+
+def test_partial_windows_of_47_1177():
+    pool = pn.Pooling.windows((7, 9), 3, kind="subsample", retain=0, partial=True)
+    assert pool.output_shape == (3, 3) and pool.sizes.tolist() == [9, 9, 3] * 3
+    with pytest.raises(ValueError, match="partial"):
+        pn.Pooling.windows((7, 9), 3, partial=True, drop_remainder=True)
+    with pytest.raises(ValueError, match="partial=True"):
+        pn.Pooling.windows((7, 9), 3)
+
+
+def test_book_examples_fail_without_the_last_row(monkeypatch):
+    original = pn.Pooling.windows.__func__
+
+    def dropping(cls, shape, window, **options):
+        if options.pop("partial", False):
+            options["drop_remainder"] = True
+        return original(cls, shape, window, **options)
+    monkeypatch.setattr(pn.Pooling, "windows", classmethod(dropping))
+    ok, detail = pooling.check_book_examples_2d()
+    assert not ok and "47.1177" in detail
+
+
+def test_lp_gradient_without_sign_is_caught():
+    def unsigned(pool, y, mask=None):
+        g = _sym.gradient_vectors(pool, y, mask)
+        return g.applyfunc(lambda e: e.replace(sympy.sign, lambda a: sympy.Integer(1))) if pool.kind == "lp" else g
+    assert failed(pooling.check_gradient_vectors(unsigned))
 
 
 def test_confirm_rejects_an_erratum_whose_printed_form_holds():

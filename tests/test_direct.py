@@ -94,7 +94,7 @@ def test_input_sensitivity_is_full_convolution(ndim, padding):
                 assert_rel(flipped[crop], library[n, j], "flip rule")
 
 
-def test_input_sensitivity_equals_seed_operators_47_1258():
+def test_input_sensitivity_equals_book_operators_47_1258():
     # Between layers, sum_{d'} V^(d,d',c+1) delta^(d',c+1) of the Kronecker formula (47.1257)
     # is the cropped 'full' convolution.
     net, x, gamma = build(2, "same", connections=[[0, 2], [1]])
