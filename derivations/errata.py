@@ -142,16 +142,22 @@ def t_range_1213():
 
 
 def t_shape_1223a():
-    """(47.1223a) evaluated on a library layer (S_c = 4, D_{c-1} = 2, D_c = 3): col{w_1^(d,c), w_2^(d,c)}
-    stacks the masks of map d into one column, and these columns side by side are the library's W_c
-    (47.1224a). The printed size 1 x S_c D_{c-1} is compared with the size of the evaluated col{}."""
+    """(47.1223a) evaluated on a library layer (S_c = 4, D_{c-1} = 2 input maps, D_c = 3 maps): col{w_1^(d,c),
+    w_2^(d,c)} stacks the masks of map d; with H_{n,c-1} of (47.1225) the pre-activation is
+    z^(d,c) = H_{n,c-1}^T col{...} - Σ_j θ^(d,c)(j) 1, compared with the library's forward pass. The printed
+    size 1 x S_c D_{c-1} is compared with the size of the evaluated col{}, a column as (47.1224a) needs."""
     net = pn.Network((5, 4), 2, [_layers.Correlation(3, kernel=2)], rng=0)
-    W_c = net.parameters()["conv1.W"]
+    W_c, Theta = net.parameters()["conv1.W"], net.parameters()["conv1.Theta"]
+    x = np.random.default_rng(1223).standard_normal((1, 2, 5, 4))
+    z_library = net.forward(x)[0]
+    part = pn.Partition.sliding_window((5, 4), 2)
+    H = np.vstack([part.patches(pn.vec(x[0, j])) for j in range(2)])           # H_{n,c-1}, S D_{c-1} x P
     S, D_prev, D_c = 4, 2, 3
-    masks = [[W_c[j * S:(j + 1) * S, d] for j in range(D_prev)] for d in range(D_c)]   # w_j^(d,c)
-    col = [np.concatenate(m)[:, None] for m in masks]                                 # col{...}, (47.1223a)
+    col = [np.concatenate([W_c[j * S:(j + 1) * S, d] for j in range(D_prev)])[:, None] for d in range(D_c)]
+    z = [(H.T @ col[d])[:, 0] - Theta[:, d].sum() for d in range(D_c)]
+    values = all(close(z[d], pn.vec(z_library[d])) for d in range(D_c))
     printed, corrected = (1, S * D_prev), (S * D_prev, 1)
-    return (col[0].shape == printed, col[0].shape == corrected and np.array_equal(np.hstack(col), W_c),
+    return (col[0].shape == printed, col[0].shape == corrected and values,
             f"col{{w_1, w_2}} is {col[0].shape[0]} x {col[0].shape[1]}; printed {printed[0]} x {printed[1]}")
 
 
