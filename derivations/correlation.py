@@ -169,7 +169,8 @@ def check_dilated_padding(sliding_window=None) -> tuple[bool, str]:
             part = sliding_window(shape, kernel, dilation=dilation, padding=mode)
             ref = dilated_reference(x, w, dilation, mode)
             if tuple(part.output_shape) != ref.shape:
-                return False, f"{mode}, {shape}, kernel {kernel}, dilation {dilation}: {part.output_shape} vs {ref.shape}"
+                return False, (f"{mode}, {shape}, kernel {kernel}, dilation {dilation}: "
+                               f"{part.output_shape} vs {ref.shape}")
             z = part.patches(pn.vec(x)).T @ pn.vec(w)
             if not allclose(z, pn.vec(ref)):
                 return False, f"{mode}, {shape}, kernel {kernel}, dilation {dilation}: values differ"

@@ -546,7 +546,8 @@ def t_commutative_000():
         associates = close(op(op(x, k1, "full"), k2, "full"), op(x, op(k1, k2, "full"), "full"))
         return commutes and associates
     return laws(scipy.signal.correlate), laws(scipy.signal.convolve), (
-        f"x ⋆ k1 = {_fmt(scipy.signal.correlate(x, k1, 'full'))}, k1 ⋆ x = {_fmt(scipy.signal.correlate(k1, x, 'full'))}")
+        f"x ⋆ k1 = {_fmt(scipy.signal.correlate(x, k1, 'full'))}, "
+        f"k1 ⋆ x = {_fmt(scipy.signal.correlate(k1, x, 'full'))}")
 
 
 def t_flip_000_15():

@@ -238,9 +238,11 @@ def check_orthogonal() -> tuple[bool, str]:
 
 
 CLAIMS = [
-    Claim("47.1187–47.1188, 47.1191b, 47.1192–47.1196, 47.1196a–47.1196e", "Jacobian of pooling = gradient vectors (all kinds, ℓp)",
+    Claim("47.1187–47.1188, 47.1191b, 47.1192–47.1196, 47.1196a–47.1196e",
+          "Jacobian of pooling = gradient vectors (all kinds, ℓp)",
           "symbolic", check_gradient_vectors, _sym.gradient_vectors),
-    Claim("47.1187–47.1188, 47.1191b, 47.1192–47.1196", "library (t, g) = direct loops and central differences", "numeric",
+    Claim("47.1187–47.1188, 47.1191b, 47.1192–47.1196", "library (t, g) = direct loops and central differences",
+          "numeric",
           check_library_pool),
     Claim("47.1169–47.1173, 47.1175–47.1176, 47.1178–47.1179, 47.1181–47.1185",
           "2-D masks and gradient matrices of Table 47.12; vec(G) = g", "symbolic", check_masks_2d),
