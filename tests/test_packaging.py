@@ -1,4 +1,5 @@
 """The wheel ships every subpackage and installs the proofs as partitionnet.derivations, not a top-level package."""
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,7 +13,11 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def wheel_names(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
-    run = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
+    # Build from a clean copy: a build/ or *.egg-info left by an editable install would leak stale files in.
+    src = tmp_path_factory.mktemp("src") / "partitionnet"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__",
+                                                            "docs", "notebooks", "tests", ".hypothesis"))
+    run = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(src)],
                          capture_output=True, text=True, timeout=600)
     if run.returncode != 0:
         pytest.skip(f"pip wheel could not build here: {run.stderr.strip()[-300:]}")
