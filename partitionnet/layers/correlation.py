@@ -420,15 +420,24 @@ def correlate_patches(H: np.ndarray, K: np.ndarray, groups: int = 1) -> np.ndarr
     One small GEMM per kernel offset over a contiguous block; with a single
     input map the blocks form the (transposed) im2col matrix and one GEMM does
     it all. With ``groups > 1``, ``K`` is ``(S, D_in/groups, D)`` and output
-    map d sums over the input maps of its group only: one batched GEMM over
-    the groups.
+    map d sums over the input maps of its group only: per kernel offset, one
+    GEMM per group in a single batched call on a strided view (no copy of
+    ``H``), or a broadcast product when every group has one input map
+    (depthwise).
     """
     S, P, N, D_in = H.shape
     if groups > 1:
         g, r, D = groups, D_in // groups, K.shape[2]
-        Hg = H.reshape(S, P * N, g, r).transpose(2, 1, 0, 3).reshape(g, P * N, S * r)
-        z = np.matmul(Hg, _group_kernels(K, g))                                    # (g, PN, D/g)
-        return z.transpose(1, 0, 2).reshape(P, N, D)
+        o = D // g
+        z = np.zeros((P * N, g, o), dtype=np.result_type(H, K))
+        Kg = K.reshape(S, r, g, o).transpose(0, 2, 1, 3)                          # (S, g, r, o)
+        for s in range(S):                                                          # kernel offsets only
+            Hs = H[s].reshape(P * N, g, r)
+            if r == 1:                                                              # depthwise: a broadcast product
+                z += Hs * Kg[s, :, 0, :]
+            else:                                                                   # one GEMM per group, batched
+                z += np.matmul(Hs.transpose(1, 0, 2), Kg[s]).transpose(1, 0, 2)
+        return z.reshape(P, N, D)
     if D_in == 1:
         return (H.reshape(S, P * N).T @ K[:, 0, :]).reshape(P, N, K.shape[2])
     z = H[0].reshape(P * N, D_in) @ K[0]
@@ -447,10 +456,11 @@ def weight_gradient(H: np.ndarray, delta: np.ndarray, groups: int = 1) -> np.nda
     D = delta.shape[2]
     if groups > 1:
         g, r, o = groups, D_in // groups, D // groups
-        Hg = H.reshape(S, P * N, g, r).transpose(2, 1, 0, 3).reshape(g, P * N, S * r)
         dg = delta.reshape(P * N, g, o).transpose(1, 0, 2)                          # (g, PN, D/g)
-        dK = np.matmul(Hg.transpose(0, 2, 1), dg)                                  # (g, S*r, o)
-        return dK.reshape(g, S, r, o).transpose(2, 1, 0, 3).reshape(r * S, D)
+        dK = np.empty((S, g, r, o), dtype=np.result_type(H, delta))
+        for s in range(S):                                                          # kernel offsets only
+            np.matmul(H[s].reshape(P * N, g, r).transpose(1, 2, 0), dg, out=dK[s])   # (g, r, o)
+        return dK.transpose(2, 0, 1, 3).reshape(r * S, D)
     flat = delta.reshape(P * N, D)
     if D_in == 1:
         return H.reshape(S, P * N) @ flat
@@ -463,8 +473,8 @@ def spread_patches(dz: np.ndarray, K: np.ndarray, groups: int = 1) -> np.ndarray
 
     ``dz`` is ``(P, N, D)`` and ``K`` is ``(S, D_in/groups, D)``; the result is
     ``(S, P, N, D_in)``, offset-major as :meth:`Partition.scatter_add` takes
-    it. One GEMM per kernel offset (one batched GEMM over the groups when
-    ``groups > 1``). This is the sum over output maps in (47.1262) before
+    it. One GEMM per kernel offset (per offset, one batched call over the
+    groups when ``groups > 1``). This is the sum over output maps in (47.1262) before
     ``V^T``, and the forward pass of a transposed correlation.
     """
     P, N, D = dz.shape
@@ -472,21 +482,20 @@ def spread_patches(dz: np.ndarray, K: np.ndarray, groups: int = 1) -> np.ndarray
     dtype = np.result_type(dz, K)
     if groups > 1:
         g, o = groups, D // groups
-        dg = dz.reshape(P * N, g, o).transpose(1, 0, 2)                             # (g, PN, D/g)
-        Gg = np.matmul(dg, _group_kernels(K, g).transpose(0, 2, 1))                # (g, PN, S*r)
-        return Gg.reshape(g, P, N, S, r).transpose(3, 1, 2, 0, 4).reshape(S, P, N, g * r)
+        dg = dz.reshape(P * N, g, o)
+        Kg = K.reshape(S, r, g, o).transpose(0, 2, 3, 1)                          # (S, g, o, r)
+        G = np.empty((S, P * N, g, r), dtype=dtype)
+        for s in range(S):                                                          # kernel offsets only
+            if o == 1:                                                              # one output per group
+                np.multiply(dg, Kg[s, :, 0, :], out=G[s])
+            else:
+                G[s] = np.matmul(dg.transpose(1, 0, 2), Kg[s]).transpose(1, 0, 2)
+        return G.reshape(S, P, N, g * r)
     flat = dz.reshape(P * N, D)
     G = np.empty((S, P * N, r), dtype=dtype)
     for s in range(S):
         np.matmul(flat, K[s].T, out=G[s])
     return G.reshape(S, P, N, r)
-
-
-def _group_kernels(K: np.ndarray, groups: int) -> np.ndarray:
-    """``K[s, j', d]`` (``S x D_in/g x D``) as one ``(S D_in/g) x (D/g)`` matrix per group, rows ``s*r + j'``."""
-    S, r, D = K.shape
-    o = D // groups
-    return K.reshape(S, r, groups, o).transpose(2, 0, 1, 3).reshape(groups, S * r, o)
 
 
 def group_table(maps: int, in_maps: int, groups: int) -> np.ndarray:
