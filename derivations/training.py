@@ -262,6 +262,36 @@ def check_library_engines() -> tuple[bool, str]:
     return True, ""
 
 
+def check_library_sgd_step() -> tuple[bool, str]:
+    """The library's own update step (``partitionnet.training.sgd_step``, after 47.1276) moves every parameter by
+    ``-mu dJ/dparameter``, J the regularised empirical risk of (47.1228) on one mini-batch; dJ is taken independently:
+    central differences of the dense reference model plus ``2 rho W`` for the regulariser."""
+    from partitionnet import reference
+    from partitionnet.training import sgd_step
+
+    rng = np.random.default_rng(1228)
+    net = pn.ConvNet((7, 6), 2, [pn.ConvLayer(3, kernel=3, padding=1, window=(2, 3), pool_options={"drop_remainder": True}),
+                                 pn.ConvLayer(2, kernel=2, pooling="mean", window=(2, 1))], [3, 2], output="sigmoid",
+                     rng=3)
+    net.set_parameters({k: v + 0.2 * rng.standard_normal(v.shape) * (net.structural_mask(k) if
+                                                                       net.structural_mask(k) is not None else 1)
+                        for k, v in net.parameters().items()})
+    B, mu, rho1, rho2 = 4, 0.05, 0.3, 0.2
+    X, Gamma = rng.standard_normal((B, 2, 7, 6)), rng.uniform(0.1, 0.9, (B, 2))
+    before = net.parameters()
+    fd = reference.numerical_gradients(net, X, Gamma)
+    expected = {}
+    for key, value in before.items():
+        rho = rho1 if key.startswith("conv") and key.endswith(".W") else rho2 if key.endswith(".W") else 0.0
+        expected[key] = value - mu * (2 * rho * value + fd[key] / B)           # J = rho ||W||^2 + (1/B) sum_n l_n
+    sgd_step(net, net.gradients(X, Gamma), learning_rate=mu, rho1=rho1, rho2=rho2, batch_size=B)
+    after = net.parameters()
+    for key in before:
+        if not allclose(after[key], expected[key], rtol=1e-8, atol=1e-9):
+            return False, f"{key}: max difference {np.max(np.abs(after[key] - expected[key])):.2e}"
+    return True, f"{len(before)} parameters, mu={mu}, rho1={rho1}, rho2={rho2}, B={B}"
+
+
 CLAIMS = [
     Claim("47.1227", "∇ of the 1/N-scaled risk = (2ρW + Σ_n listing terms)/N", "symbolic",
           check_risk_gradient, risk_1227, expected_1227),
@@ -270,6 +300,8 @@ CLAIMS = [
     Claim("47.1229, 47.1275", "listing gradients (C = 2, max/ℓ2) = finite differences", "numeric",
           check_listing_numeric),
     Claim("47.1276", "updates = parameter - μ ∂J_n/∂parameter", "symbolic", check_update_rules, UPDATES),
+    Claim("47.1228, 47.1276", "the library's sgd_step = parameter - μ ∂J/∂parameter (J by differences)", "numeric",
+          check_library_sgd_step),
     Claim("47.1257, 47.1275", "library ConvNet engines and backprop_operator = the listing", "numeric",
           check_library_engines),
 ]

@@ -75,3 +75,16 @@ def test_verify_command_fails_on_a_mutated_library(tmp_path):
                          capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode != 0, run.stdout[-2000:]
     assert "FAIL" in run.stdout
+
+
+def test_the_training_row_runs_the_library_update_step(monkeypatch):
+    """verify's (47.1276) row calls partitionnet.training.sgd_step: a slightly wrong step must fail it."""
+    import partitionnet.training as training
+
+    from derivations import training as training_claims
+
+    assert training_claims.check_library_sgd_step()[0]
+    original = training.sgd_step
+    monkeypatch.setattr(training, "sgd_step", lambda net, grads, **kw: original(
+        net, grads, **dict(kw, learning_rate=kw["learning_rate"] * 1.001)))
+    assert not training_claims.check_library_sgd_step()[0]
