@@ -10,7 +10,9 @@ swallowed silently: a derivation that cannot run has not proved anything.
 from __future__ import annotations
 
 import re
+import shutil
 import sys
+import textwrap
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -138,23 +140,111 @@ def covers(labels: str, query: str) -> bool:
 
 
 # ---------------------------------------------------------------------- reporting
-def format_table(checks: Iterable[Check], markdown: bool = False) -> str:
-    """Table of equation, claim, method, status and seconds, plus a total line."""
+HEADER = ("equation", "claim", "method", "status", "seconds")
+_STATUS_WIDTH, _SECONDS_WIDTH = 6, 7
+_GAP = "  "
+
+
+def table_width(width: int | None = None) -> int:
+    """The width to fit: ``width``, or the terminal's (``COLUMNS`` or 100 columns when not a terminal)."""
+    if width is None:
+        width = shutil.get_terminal_size(fallback=(100, 24)).columns
+    return max(int(width), 60)
+
+
+def _widths(width: int) -> tuple:
+    """Column widths (equation, claim, method, status) for a table ``width`` columns wide.
+
+    The equation and method columns shrink on narrow terminals (their cells
+    wrap); the claim column takes the rest.
+    """
+    available = width - 4 * len(_GAP) - _STATUS_WIDTH - _SECONDS_WIDTH
+    equation = min(max(int(available * 0.22), 8), 16)
+    method = min(max(int(available * 0.2), 8), max(map(len, METHODS)))
+    return equation, available - equation - method, method, _STATUS_WIDTH
+
+
+def _cells(check: Check) -> tuple:
+    return (check.equation, check.claim, check.method, "ok" if check.passed else "FAIL", f"{check.seconds:.3f}")
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    return textwrap.wrap(" ".join(str(text).split()), width, break_long_words=True, break_on_hyphens=False) or [""]
+
+
+def format_row(cells, width: int | None = None) -> str:
+    """One table row fitted to ``width`` columns: the equation and claim cells wrap onto continuation lines.
+
+    Examples
+    --------
+    >>> print(format_row(("47.1257", "a claim long enough to wrap onto a second line", "symbolic", "ok",
+    ...                   "0.125"), width=60))
+    47.1257   a claim long enough to   symbolic  ok        0.125
+              wrap onto a second line
+    """
+    widths = _widths(table_width(width))
+    columns = [_wrap(cell, w) for cell, w in zip(cells[:4], widths)]
+    lines = []
+    for i in range(max(map(len, columns))):
+        parts = [(col[i] if i < len(col) else "").ljust(w) for col, w in zip(columns, widths)]
+        seconds = cells[4] if i == 0 else ""
+        lines.append((_GAP.join(parts) + _GAP + seconds.rjust(_SECONDS_WIDTH)).rstrip())
+    return "\n".join(lines)
+
+
+def format_header(width: int | None = None) -> str:
+    """The header and rule of the text table, fitted to ``width``."""
+    widths = _widths(table_width(width)) + (_SECONDS_WIDTH,)
+    head = _GAP.join(h.ljust(w) for h, w in zip(HEADER[:4], widths)) + _GAP + HEADER[4].rjust(_SECONDS_WIDTH)
+    return head + "\n" + _GAP.join("-" * w for w in widths)
+
+
+def format_summary(checks: Iterable[Check], width: int | None = None) -> str:
+    """The details of the failed checks (wrapped) and the total line."""
     checks = list(checks)
-    header = ("equation", "claim", "method", "status", "seconds")
-    rows = [(c.equation, c.claim, c.method, "ok" if c.passed else "FAIL", f"{c.seconds:.3f}") for c in checks]
+    width = table_width(width)
+    lines = []
+    for c in checks:
+        if not c.passed and c.detail:
+            lines += textwrap.wrap(f"{c.equation}: {c.detail}", width, initial_indent="  ",
+                                   subsequent_indent="      ", break_long_words=True) or [f"  {c.equation}:"]
     failed = sum(not c.passed for c in checks)
-    total = f"{len(checks)} checks, {failed} failed, {sum(c.seconds for c in checks):.2f} s"
+    lines.append(f"{len(checks)} checks, {failed} failed, {sum(c.seconds for c in checks):.2f} s")
+    return "\n".join(lines)
+
+
+def markdown_cell(text) -> str:
+    r"""``text`` made safe inside one Markdown table cell.
+
+    ``|`` is escaped, line breaks become ``<br>``, ``<`` and ``>`` become
+    entities, so that no claim can end its row early or swallow the rest of
+    the table.
+
+    Examples
+    --------
+    >>> markdown_cell("printed: a | b\nright: c < d")
+    'printed: a \\| b<br>right: c &lt; d'
+    """
+    text = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
+    return "<br>".join(line.strip() for line in text.splitlines()) if "\n" in text or "\r" in text else text
+
+
+def format_table(checks: Iterable[Check], markdown: bool = False, width: int | None = None) -> str:
+    """Table of equation, claim, method, status and seconds, plus failure details and a total line.
+
+    The text table fits ``width`` columns (default: the terminal's); the
+    Markdown table escapes every cell with :func:`markdown_cell`.
+    """
+    checks = list(checks)
+    failed = sum(not c.passed for c in checks)
     if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+        lines += ["| " + " | ".join(markdown_cell(v) for v in _cells(c)) + " |" for c in checks]
+        total = f"{len(checks)} checks, {failed} failed, {sum(c.seconds for c in checks):.2f} s"
         return "\n".join(lines + ["", total]) + "\n"
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    lines = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
-    lines += [fmt.format(*r) for r in rows]
-    lines += [f"  {c.equation}: {c.detail}" for c in checks if not c.passed and c.detail]
-    return "\n".join(lines + [total]) + "\n"
+    lines = [format_header(width)] + [format_row(_cells(c), width) for c in checks]
+    return "\n".join(lines + [format_summary(checks, width)]) + "\n"
 
 
 def print_latex(title: str, expr) -> None:

@@ -1,11 +1,19 @@
 """All derivations, and the ``partitionnet verify`` command.
 
-``run_all()`` runs every module of :data:`MODULES`; ``run_all(only="47.1257")``
-runs only the modules whose coverage includes that equation and keeps the
-checks that cover it. ``main(argv)`` is the command line::
+``run_all()`` runs every module of :data:`MODULES` in this process;
+``run_all(only="47.1257")`` runs only the claims that cover that equation.
+``main(argv)`` is the command line::
 
     partitionnet verify [--only EQ] [--markdown FILE]
-    python -m derivations.registry [--only EQ] [--markdown FILE]
+    python -m partitionnet.derivations.registry [--only EQ] [--markdown FILE]
+
+The command runs the checks in a worker subprocess that reports each check
+as a JSON line when it starts and when it ends, and prints each row as soon
+as it is done. A check that raises is a failed row (as in ``run_all``); a
+check that kills its process (a segfault inside a sparse product,
+``os.abort``) is recorded as a failed row naming the signal, and a new
+worker carries on from the next check, so the table and the exit code
+always come.
 
 The exit code is 0 when every selected check passes, 1 when one fails, and
 2 when the arguments are wrong or ``--only`` selects nothing.
@@ -13,26 +21,38 @@ The exit code is 0 when every selected check passes, 1 when one fails, and
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
+import json
+import os
+import signal
+import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 
-from ._check import Check, covers, format_table
+from ._check import Check, covers, format_header, format_row, format_summary, format_table
 
-__all__ = ["MODULES", "run_all", "format_table", "main"]
+__all__ = ["MODULES", "run_all", "run_isolated", "format_table", "main"]
 
 #: Derivation modules, in reading order (each exposes ``CLAIMS`` and ``run``).
-MODULES = [
-    "derivations.correlation",
-    "derivations.partitioning",
-    "derivations.pooling",
-    "derivations.backprop",
-    "derivations.gradients",
-    "derivations.training",
-    "derivations.layers",
-    "derivations.convolution_chapter",
-    "derivations.lecture_notes",
-    "derivations.errata",
-]
+#: The package these proofs are imported as: ``partitionnet.derivations`` once
+#: installed, ``derivations`` when run from a source checkout.
+_PACKAGE = __package__ or "partitionnet.derivations"
+
+MODULES = [f"{_PACKAGE}.{name}" for name in (
+    "correlation",
+    "partitioning",
+    "pooling",
+    "backprop",
+    "gradients",
+    "training",
+    "layers",
+    "convolution_chapter",
+    "lecture_notes",
+    "errata",
+)]
 
 
 def run_all(only: str | None = None) -> list[Check]:
@@ -41,23 +61,191 @@ def run_all(only: str | None = None) -> list[Check]:
             if only is None or covers(claim.equation, only)]
 
 
-def main(argv=None) -> int:
+# ---------------------------------------------------------------------- the worker
+class _ImportFailure:
+    """A module that cannot be imported stands for one failed row (its claims cannot be listed)."""
+
+    method = "import"
+
+    def __init__(self, name: str, exc: BaseException):
+        self.equation, self.claim = name, f"import {name}"
+        self.detail = f"{type(exc).__name__}: {exc}"
+
+    def run(self) -> Check:
+        return Check(self.equation, self.claim, self.method, False, 0.0, self.detail)
+
+
+def _selected(modules, only):
+    """The claims to run, in order; a module that fails to import gives one failing entry."""
+    out = []
+    for name in modules:
+        try:
+            claims = importlib.import_module(name).CLAIMS
+        except Exception as exc:  # noqa: BLE001 - reported as a failed row
+            out.append(_ImportFailure(name, exc))
+            continue
+        out += [c for c in claims if only is None or covers(c.equation, only)]
+    return out
+
+
+def _worker(modules, only, start: int) -> int:
+    """Run the selected claims from index ``start``, one JSON line per event on the original stdout."""
+    proto = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    os.dup2(2, 1)                 # anything a check prints goes to stderr, never into the protocol
+    sys.stdout = sys.stderr
+
+    def send(**message):
+        proto.write(json.dumps(message) + "\n")
+        proto.flush()
+
+    claims = _selected(modules, only)
+    send(total=len(claims))
+    for i in range(start, len(claims)):
+        c = claims[i]
+        send(start=i, equation=c.equation, claim=c.claim, method=c.method)
+        send(done=i, **dataclasses.asdict(c.run()))
+    return 0
+
+
+# ---------------------------------------------------------------------- the parent
+def _death(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"the check killed its process ({name})"
+    return f"the check ended its process with exit code {code}"
+
+
+def run_isolated(only: str | None = None, *, modules=None, on_row=None, on_total=None) -> list[Check] | None:
+    """Run the selected checks in worker subprocesses; a check that kills its worker is a failed row.
+
+    ``on_total(n)`` is called once the worker has listed the ``n`` selected
+    checks and ``on_row(check)`` as each check finishes (for streaming).
+    Returns the checks in order, or None if the worker could not list them.
+    """
+    modules = list(MODULES if modules is None else modules)
+    env = dict(os.environ)
+    if "." not in _PACKAGE:         # a top-level 'derivations' of a source checkout: let the worker find it
+        root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    checks: list[Check] = []
+    total, start, restarts = None, 0, 0
+    while total is None or start < total:
+        argv = [sys.executable, "-m", f"{_PACKAGE}.registry", "--worker", str(start),
+                "--modules", ",".join(modules)] + (["--only", only] if only is not None else [])
+        with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as err:
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, env=env, text=True, bufsize=1)
+            current = None
+            try:
+                for line in proc.stdout:
+                    try:
+                        message = json.loads(line)
+                    except json.JSONDecodeError:  # a line cut short by the crash
+                        continue
+                    if "total" in message:
+                        if total is None:
+                            total = message["total"]
+                            if on_total is not None:
+                                on_total(total)
+                    elif "start" in message:
+                        current = message
+                    elif "done" in message:
+                        i = message.pop("done")
+                        check = Check(**message)
+                        checks.append(check)
+                        start, current = i + 1, None
+                        if on_row is not None:
+                            on_row(check)
+                code = proc.wait()
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                proc.stdout.close()
+            if total is None:           # died before listing anything: nothing to resume
+                err.seek(0)
+                tail = err.read().strip().splitlines()[-1:] or [_death(code)]
+                raise RuntimeError(f"the verify worker could not list the checks: {tail[0]}")
+            if current is not None:
+                err.seek(0)
+                lines = [ln for ln in err.read().strip().splitlines() if ln.strip()]
+                detail = _death(code) + (f"; last message: {lines[-1].strip()}" if lines else "")
+                check = Check(current["equation"], current["claim"], current["method"], False, 0.0, detail)
+                checks.append(check)
+                start = current["start"] + 1
+                if on_row is not None:
+                    on_row(check)
+            elif start < total:
+                restarts += 1
+                if restarts > 3:
+                    raise RuntimeError(f"the verify worker stopped between checks ({_death(code)})")
+    return checks
+
+
+def _writable(path: str) -> str | None:
+    """Why ``path`` cannot be written (checked before running), or None."""
+    p = Path(path)
+    if p.is_dir():
+        return f"--markdown {path!r} is a directory, not a file"
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        return f"--markdown {path!r}: the folder {str(parent)!r} does not exist"
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        return f"--markdown {path!r} is not writable"
+    return None
+
+
+def main(argv=None, *, modules=None) -> int:
+    """``partitionnet verify``: stream the rows, print the table's summary, write Markdown; return the exit code."""
     parser = argparse.ArgumentParser(prog="partitionnet verify",
                                      description="Run every derivation and erratum check and print a table.")
     parser.add_argument("--only", metavar="EQ", help="run only the checks covering this equation, e.g. 47.1257")
     parser.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown to FILE")
+    parser.add_argument("--worker", type=int, metavar="START", help=argparse.SUPPRESS)
+    parser.add_argument("--modules", help=argparse.SUPPRESS)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:          # argparse exits on bad arguments or --help; report, do not exit
         return int(exc.code or 0)
-    checks = run_all(args.only)
+    if args.modules:
+        modules = args.modules.split(",")
+    if args.worker is not None:
+        return _worker(list(MODULES if modules is None else modules), args.only, args.worker)
+    if args.markdown:
+        problem = _writable(args.markdown)
+        if problem:
+            print(f"partitionnet verify: error: {problem}", file=sys.stderr)
+            return 2
+
+    started = time.perf_counter()
+
+    def on_total(n):
+        if n:
+            print(format_header(), flush=True)
+
+    def on_row(check):
+        print(format_row((check.equation, check.claim, check.method, "ok" if check.passed else "FAIL",
+                          f"{check.seconds:.3f}")), flush=True)
+
+    try:
+        checks = run_isolated(args.only, modules=modules, on_row=on_row, on_total=on_total)
+    except RuntimeError as exc:
+        print(f"partitionnet verify: error: {exc}", file=sys.stderr)
+        return 1
     if not checks:
         print(f"no check covers {args.only!r}", file=sys.stderr)
         return 2
-    print(format_table(checks), end="")
+    print(format_summary(checks) + f" (wall {time.perf_counter() - started:.1f} s)", flush=True)
     if args.markdown:
-        with open(args.markdown, "w", encoding="utf-8") as fh:
-            fh.write(format_table(checks, markdown=True))
+        try:
+            with open(args.markdown, "w", encoding="utf-8") as fh:
+                fh.write(format_table(checks, markdown=True))
+        except OSError as exc:
+            print(f"partitionnet verify: error: cannot write --markdown {args.markdown!r}: {exc.strerror}",
+                  file=sys.stderr)
+            return 1
     return 0 if all(c.passed for c in checks) else 1
 
 

@@ -105,7 +105,7 @@ assert not np.array_equal(printed_1201, T_1203[: printed_1201.shape[0]])
 # equation — the proof that $T$ from the regions is the permutation of (47.1203), and the erratum.
 
 # %%
-from derivations import registry
+from partitionnet.derivations import registry
 
 checks = registry.run_all(only="47.1201")
 print(registry.format_table(checks))

@@ -136,7 +136,7 @@ print("proved: V^(d,d',c+1) = (dz/dt)^T and b = V delta is the gradient of delta
 # padding, unstructured partitions); `derivations.registry.run_all(only="47.1257")` runs those checks:
 
 # %%
-from derivations import registry
+from partitionnet.derivations import registry
 
 checks = registry.run_all(only="47.1257")
 print(registry.format_table(checks))

@@ -43,7 +43,7 @@ from matplotlib.ticker import NullLocator
 from IPython.display import Markdown, display
 
 from partitionnet import ConvLayer, ConvNet, Partition, unvec, vec
-from derivations import registry
+from partitionnet.derivations import registry
 
 try:
     import torch

@@ -40,30 +40,78 @@ DEFAULTS = {
         epochs=30, batch_size=16, lr=0.05, rho1=0.0, rho2=0.0),
 }
 
-_POOLINGS = ("max", "mean", "l2", "none")
+#: Pooling kinds of the command line. ``lp`` takes its exponent from ``--p``, ``subsample`` the retained
+#: position from ``--retain`` and ``correlation`` its window mask from ``--mask`` (47.1176-47.1186).
+_POOLINGS = ("max", "mean", "l2", "lp", "subsample", "correlation", "none")
+#: Extensions of the learning-curve file that matplotlib's Agg canvas writes.
+_PLOT_FORMATS = ("png", "pdf", "svg", "svgz", "eps", "ps", "jpg", "jpeg", "tif", "tiff", "webp")
 _PADDINGS = ("same", "valid", "full")
 
 
 # --------------------------------------------------------------------------- #
 # option parsing helpers
 # --------------------------------------------------------------------------- #
-def _int_token(text: str, option: str):
+def _int_token(text: str, option: str, minimum: int = 0, why: str = ""):
     """'3' -> 3, '3x5' -> (3, 5)."""
     try:
         parts = [int(t) for t in text.lower().split("x")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{option}: {text!r} is not an integer (or AxB for one per axis)") from None
-    if any(p < 0 for p in parts):
-        raise argparse.ArgumentTypeError(f"{option}: {text!r} must not be negative")
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer (or AxB for one per axis)") from None
+    if any(p < minimum for p in parts):
+        need = "must not be negative" if minimum == 0 else f"must be at least {minimum}"
+        raise argparse.ArgumentTypeError(f"{text!r} {need}{why}")
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 
-def _int_list(option):
+def _int_list(option, minimum: int = 0, why: str = ""):
     def parse(text: str):
         if text.strip().lower() in ("", "none"):
             return []
-        return [_int_token(t.strip(), option) for t in text.split(",")]
+        return [_int_token(t.strip(), option, minimum, why) for t in text.split(",")]
     return parse
+
+
+def _count(option: str, minimum: int):
+    """An integer option with a lower bound, named in the error."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {value}")
+        return value
+    return parse
+
+
+def _floats(text: str):
+    try:
+        return [float(t) for t in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _check_output(path: str, option: str, extensions=None) -> None:
+    """Refuse an output path that cannot be written, before any work is done."""
+    from pathlib import Path
+
+    p = Path(path)
+    if extensions is not None and p.suffix.lower().lstrip(".") not in extensions:
+        raise ValueError(f"{option} {path!r}: the file name must end in one of "
+                         f"{', '.join('.' + e for e in extensions)} (the format follows the extension)")
+    if p.is_dir():
+        raise ValueError(f"{option} {path!r} is a directory; give a file name")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise ValueError(f"{option} {path!r}: the folder {str(parent)!r} does not exist")
+    import os
+
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise ValueError(f"{option} {path!r} is not writable")
 
 
 def _padding_list(text: str):
@@ -79,7 +127,7 @@ def _pooling_list(text: str):
     for t in text.split(","):
         t = t.strip().lower()
         if t not in _POOLINGS:
-            raise argparse.ArgumentTypeError(f"--pooling: {t!r} is not one of {_POOLINGS}")
+            raise argparse.ArgumentTypeError(f"{t!r} is not one of {', '.join(_POOLINGS)}")
         out.append(t)
     return out
 
@@ -110,20 +158,55 @@ def _settings(args) -> dict:
             # a new depth: the default's first n layers, the last one repeated if more are asked for
             values = (list(values) + [values[-1]] * n)[:n]
         cfg[key] = _per_layer(values, key.replace("_", "-"), n)
+    for key, kind in (("p", "lp"), ("retain", "subsample"), ("mask", "correlation")):
+        cfg[key] = getattr(args, key, None)
+        if cfg[key] is not None and kind not in cfg["pooling"]:
+            raise ValueError(f"--{key} is used only by --pooling {kind}, and no layer uses it "
+                             f"(--pooling is {','.join(cfg['pooling'])})")
     return cfg
 
 
+def _pool_options(pooling: str, window, cfg: dict, c: int) -> dict:
+    """The kind options of one layer's pooling from ``--p``, ``--retain`` and ``--mask``."""
+    opts = {"drop_remainder": True}
+    if pooling == "lp":
+        if cfg.get("p") is None:
+            raise ValueError(f"--pooling lp (layer {c}) needs the exponent --p (a number >= 1)")
+        opts["p"] = cfg["p"]
+    elif pooling == "subsample":
+        opts["retain"] = cfg.get("retain") or 0
+    elif pooling == "correlation":
+        mask = cfg.get("mask")
+        if mask is None:
+            raise ValueError(f"--pooling correlation (layer {c}) needs --mask: one coefficient per window entry")
+        shape = window if isinstance(window, tuple) else None
+        size = int(np.prod(shape)) if shape is not None else None
+        if size is not None and len(mask) != size:
+            raise ValueError(f"--mask has {len(mask)} coefficients, but the {'x'.join(map(str, shape))} windows "
+                             f"of layer {c} have {size} entries")
+        opts["mask"] = np.asarray(mask, dtype=np.float64).reshape(shape, order="F") if shape else \
+            np.asarray(mask, dtype=np.float64)
+    return opts
+
+
 def build_network(cfg: dict, in_maps: int, input_shape: tuple, n_classes: int, *, rng=None):
-    """The ConvNet described by a settings dict (see :data:`DEFAULTS`)."""
+    """The ConvNet described by a settings dict (see :data:`DEFAULTS`).
+
+    The kind options ``p`` (for ``lp``), ``retain`` (for ``subsample``) and
+    ``mask`` (for ``correlation``, a window's coefficients in column-stacked
+    order) are read from ``cfg`` when a layer uses that kind.
+    """
     from .network import ConvLayer, ConvNet
 
     layers = []
-    for maps, kernel, padding, pooling, window in zip(cfg["maps"], cfg["kernel"], cfg["padding"],
-                                                       cfg["pooling"], cfg["window"]):
+    for c, (maps, kernel, padding, pooling, window) in enumerate(zip(cfg["maps"], cfg["kernel"], cfg["padding"],
+                                                                     cfg["pooling"], cfg["window"]), start=1):
         no_pool = pooling == "none" or window in (1, 0) or (isinstance(window, tuple) and all(w <= 1 for w in window))
+        if not no_pool and pooling == "correlation" and not isinstance(window, tuple):
+            window = (window,) * len(input_shape)
         layers.append(ConvLayer(maps, kernel=kernel, padding=padding, pooling=None if no_pool else pooling,
                                 window=None if no_pool else window,
-                                pool_options={"drop_remainder": True}))
+                                pool_options=None if no_pool else _pool_options(pooling, window, cfg, c)))
     return ConvNet(input_shape, in_maps, layers, list(cfg["dense"]) + [n_classes], activation=cfg["activation"],
                    output=cfg["output"], loss=cfg["loss"], bias=cfg["bias"], rng=rng)
 
@@ -191,6 +274,13 @@ def run_train(args) -> int:
     from .training import evaluate, fit
 
     out = sys.stdout
+    try:  # output paths are checked before any work
+        if args.save:
+            _check_output(args.save, "--save")
+        if args.plot:
+            _check_output(args.plot, "--plot", _PLOT_FORMATS)
+    except ValueError as exc:
+        return _error("train", str(exc))
     if args.plot:
         try:  # checked before training, so a missing extra does not cost a run
             importlib.import_module("matplotlib")
@@ -214,7 +304,8 @@ def run_train(args) -> int:
     print(f"data: {data.name}, {data.x_train.shape[0]} train / {data.x_test.shape[0]} test samples of shape "
           f"{data.x_train.shape[1:]}, {data.n_classes} classes", file=out)
     print(repr(net), file=out)
-    print(f"training: {cfg['epochs']} epochs, batch size {cfg['batch_size']}, learning rate {cfg['lr']:g}, "
+    print(f"training: {_plural(cfg['epochs'], 'epoch')}, batch size {cfg['batch_size']}, "
+          f"learning rate {cfg['lr']:g}, "
           f"rho1 {cfg['rho1']:g}, rho2 {cfg['rho2']:g}, engine {args.engine!r}, seed {args.seed}", file=out)
     out.flush()
 
@@ -240,7 +331,7 @@ def run_train(args) -> int:
           f"{history.loss[-1]:.4f}, {sum(history.seconds):.2f} s training", file=out)
     if args.save:
         try:
-            path = io.save(net, args.save)
+            path = io.save(net, args.save, metadata=_metadata(args, cfg, data))
         except OSError as exc:
             return _error("train", f"cannot write {args.save!r}: {exc}", 1)
         print(f"saved the network to {path}", file=out)
@@ -253,16 +344,48 @@ def run_train(args) -> int:
     return 0
 
 
+def _metadata(args, cfg: dict, data) -> dict:
+    """What ``evaluate`` needs to find the data again, and the settings of the run, stored with the network."""
+    def plain(v):
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, np.ndarray):
+            return v.tolist()
+        return v.item() if isinstance(v, np.generic) else v
+
+    return {"dataset": data.name, "data_seed": args.data_seed, "n_train": args.n_train, "n_test": args.n_test,
+            "seed": args.seed, "engine": args.engine, "settings": {k: plain(v) for k, v in cfg.items()},
+            "command": "partitionnet train"}
+
+
 def run_evaluate(args) -> int:
     from . import io
     from .training import evaluate
 
     try:
         net = io.load(args.model)
-    except FileNotFoundError as exc:
-        return _error("evaluate", str(exc), 1)
+        meta = io.load_metadata(args.model)
     except ValueError as exc:
         return _error("evaluate", str(exc), 1)
+    except OSError as exc:
+        if exc.strerror is None:                          # the loader's own message names the path
+            return _error("evaluate", str(exc), 1)
+        return _error("evaluate", f"cannot read {args.model!r}: {exc.strerror}", 1)
+    recorded = meta.get("dataset")
+    if args.dataset is None:
+        if recorded is None:
+            return _error("evaluate", f"{args.model} does not record its data set (it was saved by an older "
+                                      "release or from Python); pass --dataset")
+        from .datasets import AVAILABLE
+
+        if recorded not in AVAILABLE:
+            return _error("evaluate", f"{args.model} records the data set {recorded!r}, which this release does "
+                                      f"not have; pass --dataset (one of {', '.join(AVAILABLE)})")
+        args.dataset = recorded
+    if args.dataset == recorded:  # the same data as in training unless overridden
+        for key in ("data_seed", "n_train", "n_test"):
+            if getattr(args, key) is None and isinstance(meta.get(key), int):
+                setattr(args, key, meta[key])
     try:
         data = _load_data(args)
     except ImportError as exc:
@@ -286,15 +409,22 @@ def run_evaluate(args) -> int:
 # --------------------------------------------------------------------------- #
 # parsers
 # --------------------------------------------------------------------------- #
-def _add_data_options(p) -> None:
+def _add_data_options(p, *, recorded: bool = False) -> None:
     from .datasets import AVAILABLE
 
-    p.add_argument("--dataset", choices=AVAILABLE, default="squares_diamonds",
-                   help="data set (default: squares_diamonds, generated in the package)")
-    p.add_argument("--data-seed", type=int, default=None, metavar="S",
+    if recorded:
+        p.add_argument("--dataset", choices=AVAILABLE, default=None,
+                       help="data set (default: the one recorded in the file by 'train --save', with the same "
+                            "--data-seed, --n-train and --n-test)")
+    else:
+        p.add_argument("--dataset", choices=AVAILABLE, default="squares_diamonds",
+                       help="data set (default: squares_diamonds, generated in the package)")
+    p.add_argument("--data-seed", type=_count("--data-seed", 0), default=None, metavar="S",
                    help="seed of the data set and its train/test split (default: the loader's)")
-    p.add_argument("--n-train", type=int, default=None, metavar="N", help="training samples (not for digits)")
-    p.add_argument("--n-test", type=int, default=None, metavar="N", help="test samples (not for digits)")
+    p.add_argument("--n-train", type=_count("--n-train", 1), default=None, metavar="N",
+                   help="training samples (not for digits)")
+    p.add_argument("--n-test", type=_count("--n-test", 1), default=None, metavar="N",
+                   help="test samples (not for digits)")
 
 
 def _defaults_text() -> str:
@@ -331,19 +461,29 @@ def add_parsers(subparsers) -> None:
     run.add_argument("--rho1", type=float, default=None, help="regularisation of the correlation weights (47.1228)")
     run.add_argument("--rho2", type=float, default=None, help="regularisation of the dense weights (47.1228)")
     run.add_argument("--engine", choices=("fast", "kronecker"), default="fast", help="backward engine (default: fast)")
-    run.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the shuffling (default: 0)")
+    run.add_argument("--seed", type=_count("--seed", 0), default=0,
+                     help="seed of the initial weights and the shuffling, an integer >= 0 (default: 0)")
     arch = t.add_argument_group("architecture")
-    arch.add_argument("--maps", type=_int_list("--maps"), default=None, metavar="D1,D2,...",
+    arch.add_argument("--maps", type=_int_list("--maps", 1), default=None, metavar="D1,D2,...",
                       help="maps per correlation layer; the list's length sets the number of layers, and "
                            "per-layer options not given follow the data set's default layers in order")
-    arch.add_argument("--kernel", type=_int_list("--kernel"), default=None, metavar="K1,K2,...",
+    arch.add_argument("--kernel", type=_int_list("--kernel", 1), default=None, metavar="K1,K2,...",
                       help="kernel size per layer")
     arch.add_argument("--padding", type=_padding_list, default=None, metavar="P1,...",
                       help="padding per layer: same, valid, full or an integer")
     arch.add_argument("--pooling", type=_pooling_list, default=None, metavar="KIND1,...",
-                      help=f"pooling per layer: one of {', '.join(_POOLINGS)}")
-    arch.add_argument("--window", type=_int_list("--window"), default=None, metavar="W1,...",
-                      help="pooling window per layer (1: no pooling)")
+                      help=f"pooling per layer: one of {', '.join(_POOLINGS)} (lp needs --p, correlation "
+                           "needs --mask, subsample keeps --retain)")
+    arch.add_argument("--window", type=_int_list("--window", 1, " (1 means no pooling)"), default=None,
+                      metavar="W1,...", help="pooling window per layer, at least 1 (1: no pooling)")
+    arch.add_argument("--p", type=float, default=None, metavar="P",
+                      help="exponent of --pooling lp (a number >= 1; lp with p = 2 is l2)")
+    arch.add_argument("--retain", type=_count("--retain", 0), default=None, metavar="J",
+                      help="position kept in each window by --pooling subsample, 0-based in column-stacked "
+                           "order (default 0)")
+    arch.add_argument("--mask", type=_floats, default=None, metavar="M1,M2,...",
+                      help="coefficients of --pooling correlation, one per window entry in column-stacked order, "
+                           "the same in every window")
     arch.add_argument("--dense", type=_int_list("--dense"), default=None, metavar="N1,...",
                       help="hidden dense layer sizes ('none' for none); the output layer of Q units is added")
     arch.add_argument("--activation", choices=("tanh", "relu", "sigmoid", "identity"), default=None)
@@ -360,7 +500,7 @@ def add_parsers(subparsers) -> None:
                               description="Load a network saved by 'partitionnet train --save' and report its "
                                           "accuracy and confusion matrix on a data set.")
     e.add_argument("model", help="network file written by --save")
-    _add_data_options(e)
+    _add_data_options(e, recorded=True)
     e.add_argument("--split", choices=("test", "train"), default="test", help="which part of the data set")
     e.set_defaults(func=run_evaluate)
 

@@ -18,7 +18,7 @@ import sympy
 
 import partitionnet as pn
 from partitionnet import symbolic as _sym
-from derivations import (_check, backprop, convolution_chapter, correlation, errata, gradients,
+from partitionnet.derivations import (_check, backprop, convolution_chapter, correlation, errata, gradients,
                          lecture_notes, pooling, registry, training)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ import pytest
 import scipy.signal
 
 import partitionnet as pn
-from derivations import correlation
+from partitionnet.derivations import correlation
 
 
 def library_correlation(x, w, dilation, mode):

@@ -55,7 +55,7 @@ def test_same_seed_same_model(tmp_path, capsys):
     for p in paths:
         assert run(["train", *TINY, "--epochs", "1", "--seed", "5", "--save", str(p)], capsys)[0] == 0
     a, b = (nio.load(p) for p in paths)
-    assert all(np.array_equal(a._params[k], b._params[k]) for k in a._params)
+    assert all(np.array_equal(a.parameters()[k], b.parameters()[k]) for k in a.parameters())
 
 
 def test_architecture_overrides_and_kronecker_engine(tmp_path, capsys):
@@ -106,7 +106,7 @@ def test_other_data_sets_run(dataset, extra, capsys):
     (["train", *TINY, "--epochs", "0"], 2, "epochs must be an integer >= 1"),
     (["train", *TINY, "--lr", "-1"], 2, "learning_rate must be a finite number > 0"),
     (["train", *TINY, "--maps", "2,2", "--kernel", "3,3,3"], 2, "--kernel needs one value or one per layer"),
-    (["train", *TINY, "--kernel", "40"], 2, "the architecture is not valid"),
+    (["train", *TINY, "--kernel", "40", "--padding", "valid"], 2, "the architecture is not valid"),
     (["train", "--dataset", "digits", "--n-train", "5"], 2, "not available for digits"),
     (["train", *TINY, "--lr", "1e9", "--epochs", "3", "--activation", "identity", "--output", "identity"], 1,
      "diverged"),

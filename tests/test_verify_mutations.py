@@ -16,7 +16,7 @@ import pytest
 
 from partitionnet.layers import REGISTRY
 
-from derivations import layers as layer_claims
+from partitionnet.derivations import layers as layer_claims
 
 FACTOR = 1 + 1e-3
 METHODS = ("forward", "vjp", "vjp_literal", "operator", "reference")
@@ -81,7 +81,7 @@ def test_the_training_row_runs_the_library_update_step(monkeypatch):
     """verify's (47.1276) row calls partitionnet.training.sgd_step: a slightly wrong step must fail it."""
     import partitionnet.training as training
 
-    from derivations import training as training_claims
+    from partitionnet.derivations import training as training_claims
 
     assert training_claims.check_library_sgd_step()[0]
     original = training.sgd_step
