@@ -48,7 +48,10 @@ import numpy as np
 __all__ = ["save", "load", "load_metadata", "FORMAT", "VERSION", "TEXT_LIMIT"]
 
 FORMAT = "partitionnet.ConvNet"
-VERSION = 1
+#: The newest format version read and written. Version 1 stores a :class:`ConvNet` by its own description
+#: (``architecture``); version 2 stores any :class:`Network` by :meth:`Network.config` (``{"network": ...}``).
+#: A ConvNet is still written as version 1, so older readers load it.
+VERSION = 2
 _PARAM = "param:"
 
 
@@ -289,6 +292,34 @@ def _same_structure(a, b) -> bool:
     return True
 
 
+def _network_text(net) -> str:
+    """The version-2 architecture: ``{"network": net.config()}`` as JSON."""
+    try:
+        return json.dumps({"network": net.config()}, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"this network's configuration cannot be stored as JSON: {exc}") from None
+
+
+def _network_from_text(text: str, *, where: str = "architecture"):
+    from .model import Network
+
+    arch = json.loads(text)
+    if not isinstance(arch, dict) or not isinstance(arch.get("network"), dict):
+        raise ValueError(f"the {where} of a version-2 file must be an object with a 'network' entry")
+    return Network.from_config(arch["network"], rng=0)
+
+
+def _same_network(rebuilt, net) -> bool:
+    """Does the rebuilt network compute what ``net`` computes? Same description, and, with ``net``'s
+    parameters, bit-identical outputs on a random batch of two (this catches any operator the
+    description does not pin down)."""
+    if rebuilt.config() != net.config() or rebuilt.parameter_shapes() != net.parameter_shapes():
+        return False
+    rebuilt.set_parameters(net.parameters())
+    x = np.random.default_rng(0).standard_normal((2, net.in_maps, *net.input_shape)).astype(net.dtype)
+    return bool(np.array_equal(rebuilt.forward(x), net.forward(x)))
+
+
 # --------------------------------------------------------------------------- #
 # save / load
 # --------------------------------------------------------------------------- #
@@ -402,8 +433,10 @@ def save(net, path, *, metadata=None) -> Path:
 
     Parameters
     ----------
-    net : ConvNet
-        The network.
+    net : Network
+        The network: a :class:`ConvNet` (stored by its own description,
+        format version 1) or any :class:`Network` (stored by its
+        :meth:`~Network.config`, format version 2).
     path : str or os.PathLike
         Where to write.
     metadata : dict, optional
@@ -419,7 +452,7 @@ def save(net, path, *, metadata=None) -> Path:
     Raises
     ------
     TypeError
-        If ``net`` is not a ConvNet, ``path`` is not a path or ``metadata`` is
+        If ``net`` is not a Network, ``path`` is not a path or ``metadata`` is
         not a dict.
     ValueError
         If ``metadata`` cannot be stored as JSON.
@@ -436,21 +469,26 @@ def save(net, path, *, metadata=None) -> Path:
     >>> load_metadata(path)["dataset"]
     'squares_diamonds'
     """
+    from .model import Network
     from .network import ConvNet
 
-    if not isinstance(net, ConvNet):
-        raise TypeError(f"net must be a partitionnet.ConvNet, got {type(net).__name__}")
+    if not isinstance(net, Network):
+        raise TypeError(f"net must be a partitionnet.Network (or ConvNet), got {type(net).__name__}")
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"metadata must be a dict (stored as JSON) or None, got {type(metadata).__name__}")
     path = Path(path)
-    arch = architecture(net)
-    text = json.dumps(arch, allow_nan=False)
-    if not _same_structure(from_architecture(json.loads(text), rng=0), net):
+    if isinstance(net, ConvNet):
+        version, text = 1, json.dumps(architecture(net), allow_nan=False)
+        same = _same_structure(from_architecture(json.loads(text), rng=0), net)
+    else:
+        version, text = 2, _network_text(net)
+        same = _same_network(_network_from_text(text), net)
+    if not same:
         raise ValueError("this network's structure cannot be stored exactly (its rebuilt operators differ); "
                          "please report it as a bug")
-    arrays = {"format": np.array(FORMAT), "version": np.array(VERSION, dtype=np.int64),
+    arrays = {"format": np.array(FORMAT), "version": np.array(version, dtype=np.int64),
               "architecture": np.array(text)}
     if metadata is not None:
         try:
@@ -588,7 +626,7 @@ def _check_marker(members: dict, path) -> None:
 
 
 def load(path):
-    """Read a network written by :func:`save`; returns a new :class:`ConvNet`.
+    """Read a network written by :func:`save`: a new :class:`ConvNet` (version 1) or :class:`Network` (version 2).
 
     Only the members a network file needs are read, and each one's declared
     size (its zip entry and its ``.npy`` header) is checked before its data
@@ -618,8 +656,11 @@ def load(path):
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}: the architecture is not valid JSON ({exc})") from None
         try:
-            net = from_architecture(arch, rng=0)
-        except (TypeError, ValueError) as exc:
+            if isinstance(arch, dict) and "network" in arch:
+                net = _network_from_text(text)
+            else:
+                net = from_architecture(arch, rng=0)
+        except (TypeError, ValueError, KeyError) as exc:
             raise ValueError(f"{path}: the stored architecture does not describe a valid network: {exc}") from None
 
         unknown = sorted(k for k in members if k not in _MEMBERS and not k.startswith(_PARAM))

@@ -384,6 +384,22 @@ class Network:
         return cls(config["input_shape"], config["in_maps"], layers, loss=config.get("loss", "squared"), rng=rng,
                    dtype=config.get("dtype", "float64"))
 
+    def save(self, path, *, metadata=None):
+        """Write the network (its configuration and parameters) to one ``.npz`` file; see :func:`partitionnet.io.save`.
+
+        >>> import os, tempfile
+        >>> from partitionnet import Network, layers as L, load
+        >>> net = Network((6,), 1, [L.Correlation(2, kernel=3), L.Activation("relu"), L.Flatten(), L.Dense(1)],
+        ...               rng=0)
+        >>> path = net.save(os.path.join(tempfile.mkdtemp(), "net.npz"))
+        >>> x = np.ones((2, 1, 6))
+        >>> bool(np.array_equal(load(path).forward(x), net.forward(x)))
+        True
+        """
+        from . import io
+
+        return io.save(self, path, metadata=metadata)
+
     def to_torch(self):
         """A float64 ``torch.nn.Sequential`` of the layers' twins, children named as the layers."""
         import torch

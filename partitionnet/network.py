@@ -417,12 +417,6 @@ class ConvNet(Network):
         return backprop_operator(nxt.partition, w)
 
     # ------------------------------------------------------------------ bridges
-    def save(self, path) -> None:
-        """Save architecture and parameters to one ``.npz`` file (see :func:`partitionnet.load`)."""
-        from . import io
-
-        io.save(self, path)
-
     def to_torch(self):
         """An equivalent ``torch.nn.Module`` (float64) for sliding-window networks (optional extra)."""
         from . import torch_bridge

@@ -237,8 +237,8 @@ def test_labels_and_one_hot_targets_give_the_same_run(small_data):
     fit(a, small_data.x_train, small_data.y_train, epochs=2, learning_rate=0.1, rng=5, progress=False)
     fit(b, small_data.x_train, datasets.one_hot(small_data.y_train, 2), epochs=2, learning_rate=0.1, rng=5,
         progress=False)
-    for k in a._params:
-        assert np.array_equal(a._params[k], b._params[k])
+    for k in a.parameters():
+        assert np.array_equal(a.parameters()[k], b.parameters()[k])
 
 
 def test_same_seed_gives_bit_identical_runs(small_data):
@@ -254,7 +254,7 @@ def test_same_seed_gives_bit_identical_runs(small_data):
     other = _sd_net(seed=4)
     fit(other, small_data.x_train, small_data.y_train, epochs=3, batch_size=3, learning_rate=0.05,
         rho1=0.01, rho2=0.01, rng=13, progress=False)
-    assert not all(np.array_equal(p1[k], other._params[k]) for k in p1)
+    assert not all(np.array_equal(p1[k], other.parameters()[k]) for k in p1)
 
 
 def test_fit_draws_only_from_the_given_generator(small_data):
@@ -277,8 +277,8 @@ def test_kronecker_and_fast_engines_train_to_the_same_parameters():
     y = np.array([0, 1, 2, 0, 1, 2])
     for net, engine in zip(nets, ("kronecker", "fast")):
         fit(net, x, y, epochs=2, batch_size=2, learning_rate=0.1, rho1=0.01, engine=engine, rng=3, progress=False)
-    for k in nets[0]._params:
-        np.testing.assert_allclose(nets[0]._params[k], nets[1]._params[k], rtol=0, atol=1e-9, err_msg=k)
+    for k in nets[0].parameters():
+        np.testing.assert_allclose(nets[0].parameters()[k], nets[1].parameters()[k], rtol=0, atol=1e-9, err_msg=k)
 
 
 # --------------------------------------------------------------------------- History, callback, progress bar
