@@ -17,15 +17,30 @@ The objects of section 47.25 of the seed text, as working software:
   turning maps into vectors.
 """
 from . import datasets, layers
+from . import check, show
+from .cost import cost
 from .io import load
+from .linalg import convolution_matrix, spectral_norm
 from .model import Network
 from .network import ConvLayer, ConvNet
 from .partition import Partition
 from .pooling import Pooling
-from .torch_bridge import from_torch
 from .training import History, evaluate, fit, predict
 from .vec import unvec, vec
 
 __all__ = ["Network", "layers", "from_torch", "ConvNet", "ConvLayer", "Partition", "Pooling", "vec", "unvec", "fit", "evaluate", "predict",
-           "History", "load", "datasets"]
+           "History", "load", "datasets", "convolution_matrix", "spectral_norm", "check", "cost", "show"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # PyTorch is optional and takes about a second to import: ``from_torch`` loads the bridge on first use.
+    if name == "from_torch":
+        from .torch_bridge import from_torch
+
+        return from_torch
+    raise AttributeError(f"module 'partitionnet' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | {"from_torch"})

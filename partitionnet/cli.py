@@ -126,6 +126,8 @@ def _cmd_verify(args) -> int:
         argv += ["--only", args.only]
     if args.markdown:
         argv += ["--markdown", args.markdown]
+    if args.jobs is not None:
+        argv += ["--jobs", str(args.jobs)]
     return registry.main(argv)
 
 
@@ -168,9 +170,19 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run the SymPy derivations and the errata checks and print a table.")
     p.add_argument("--only", metavar="EQ", help="run only the checks of one equation, e.g. 47.1257")
     p.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown to FILE")
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="worker processes running the checks (default: one per core, at most 4)")
     p.set_defaults(func=_cmd_verify)
 
     train_cli.add_parsers(sub)
+
+    from . import derive as derive_cli
+
+    p = sub.add_parser("derive", help="write a network's backpropagation in the book's notation, with its proof",
+                       description=derive_cli.DESCRIPTION, epilog=derive_cli.epilog(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    derive_cli.add_arguments(p)
+    p.set_defaults(func=derive_cli.run)
     return parser
 
 

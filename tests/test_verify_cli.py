@@ -92,10 +92,13 @@ def rows(out: str) -> dict:
     return found
 
 
-def test_a_crash_inside_a_check_is_a_failed_row_and_the_run_goes_on(fake_modules, tmp_path, capsys):
+@pytest.mark.parametrize("jobs", [1, 2, 3])
+def test_a_crash_inside_a_check_is_a_failed_row_and_the_run_goes_on(fake_modules, tmp_path, capsys, jobs):
     md = tmp_path / "table.md"
-    code = registry.main(["--markdown", str(md)], modules=["crashy_claims"])
+    code = registry.main(["--markdown", str(md), "--jobs", str(jobs)], modules=["crashy_claims"])
     out = capsys.readouterr().out
+    printed = [line.split()[0] for line in out.splitlines() if re.match(r"^9\d\.\d\s", line)]
+    assert printed == [f"90.{i}" for i in range(1, 9)], "rows must come in order whatever the number of workers"
     assert code == 1
     assert rows(out) == {"90.1": "ok", "90.2": "FAIL", "90.3": "FAIL", "90.4": "ok", "90.5": "FAIL",
                          "90.6": "FAIL", "90.7": "FAIL", "90.8": "ok"}
@@ -104,6 +107,14 @@ def test_a_crash_inside_a_check_is_a_failed_row_and_the_run_goes_on(fake_modules
     assert "8 checks, 5 failed" in out
     table = md.read_text(encoding="utf-8").splitlines()
     assert len([line for line in table if line.startswith("| 90.")]) == 8
+
+
+def test_jobs_must_be_positive(fake_modules, capsys, monkeypatch):
+    assert registry.main(["--jobs", "0"], modules=["crashy_claims"]) == 2
+    assert "--jobs must be a positive integer, got 0" in capsys.readouterr().err
+    monkeypatch.setenv("PARTITIONNET_VERIFY_JOBS", "many")
+    assert registry.main([], modules=["crashy_claims"]) == 2
+    assert "PARTITIONNET_VERIFY_JOBS" in capsys.readouterr().err
 
 
 def test_only_selects_within_the_isolated_run(fake_modules, capsys):
