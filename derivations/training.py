@@ -135,7 +135,7 @@ def check_update_rules(rules: dict) -> tuple[bool, str]:
 
 # ---------------------------------------------------------------------- the listing, numerically
 class NumericNet:
-    """Two correlation layers and two dense layers, with the seed's parameter shapes (47.1224, 47.1221g-h)."""
+    """Two correlation layers and two dense layers, with the book's parameter shapes (47.1224, 47.1221g-h)."""
 
     def __init__(self, rng):
         self.layers = [  # (partition, pooling window, pooling kind, D_c)

@@ -1,6 +1,6 @@
 """partitionnet: convolutional networks as explicit sparse matrix algebra.
 
-The objects of section 47.25 of the seed text, as working software:
+The objects of section 47.25 of the book, as working software:
 
 * :class:`Partition` - the partition matrix V (47.1148-47.1153);
 * :class:`Pooling` - pooling, gradient vectors, ``upv`` and the permutation T
@@ -11,7 +11,7 @@ The objects of section 47.25 of the seed text, as working software:
 * :class:`ConvNet` / :class:`ConvLayer` - the book's network of 47.1205-47.1216,
   built from those layers, with two backward engines ('kronecker', literal
   47.1275; 'fast', batched);
-* :func:`fit`, :func:`evaluate`, :func:`load` - the seed's stochastic-gradient
+* :func:`fit`, :func:`evaluate`, :func:`load` - the book's stochastic-gradient
   training (after 47.1276), evaluation, and networks saved as data (``.npz``);
 * :func:`vec` / :func:`unvec` - column stacking, the one convention for
   turning maps into vectors.

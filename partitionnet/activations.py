@@ -1,7 +1,7 @@
 """Activation functions, each beside its derivative (47.1154; Table 47.11).
 
 Derivatives are written in terms of the pre-activation ``z`` because the
-seed's sensitivities use ``f'(z)`` (47.1233, 47.1234, 47.1245, 47.1262).
+book's sensitivities use ``f'(z)`` (47.1233, 47.1234, 47.1245, 47.1262).
 """
 from __future__ import annotations
 

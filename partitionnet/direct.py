@@ -75,7 +75,7 @@ def from_maps(maps: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------- geometry
 def _stage(net, c: int):
     if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 1 <= c <= net.C:
-        raise ValueError(f"c must be a layer number in [1, {net.C}] (1-based, as in the seed), got {c!r}")
+        raise ValueError(f"c must be a layer number in [1, {net.C}] (1-based, as in the book), got {c!r}")
     st = net.conv[c - 1]
     g = st.partition.geometry
     if g is None:

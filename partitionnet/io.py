@@ -8,7 +8,7 @@ A network file holds
   partition as geometry or as explicit index lists, its pooling as kind +
   window + resolved options or as explicit regions, its activation and
   connection table), the dense sizes, activation, output, loss and bias mode;
-* ``param:<name>`` for every parameter under the seed's names
+* ``param:<name>`` for every parameter under the book's names
   (``conv1.W``, ``conv1.Theta``, ..., ``dense1.W``, ``dense1.theta``).
 
 It is read with ``numpy.load(..., allow_pickle=False)``: a network file is

@@ -448,7 +448,7 @@ def add_parsers(subparsers) -> None:
     """Register ``train`` and ``evaluate`` on an argparse sub-parsers object."""
     t = subparsers.add_parser(
         "train", help="train a network on a built-in data set",
-        description="Train a convolutional network with the seed's stochastic-gradient algorithm (47.1276). "
+        description="Train a convolutional network with the book's stochastic-gradient algorithm (47.1276). "
                     "Every data set has its own default architecture and schedule; the options below override "
                     "them. Per-layer options take one comma-separated value per correlation layer (or one "
                     "value for all); AxB gives one size per axis.",
@@ -456,7 +456,7 @@ def add_parsers(subparsers) -> None:
     _add_data_options(t)
     run = t.add_argument_group("schedule")
     run.add_argument("--epochs", type=int, default=None, help="passes over the training set")
-    run.add_argument("--batch-size", type=int, default=None, help="samples per step (1: the seed's per-sample SGD)")
+    run.add_argument("--batch-size", type=int, default=None, help="samples per step (1: the book's per-sample SGD)")
     run.add_argument("--lr", type=float, default=None, metavar="MU", help="step size mu")
     run.add_argument("--rho1", type=float, default=None, help="regularisation of the correlation weights (47.1228)")
     run.add_argument("--rho2", type=float, default=None, help="regularisation of the dense weights (47.1228)")
@@ -490,7 +490,7 @@ def add_parsers(subparsers) -> None:
     arch.add_argument("--output", choices=("identity", "sigmoid", "tanh", "relu", "softmax"), default=None)
     arch.add_argument("--loss", choices=("squared", "cross_entropy"), default=None)
     arch.add_argument("--bias", choices=("tied", "per_input"), default=None,
-                      help="one bias per output map (tied) or one per input map (the seed's Theta_c)")
+                      help="one bias per output map (tied) or one per input map (the book's Theta_c)")
     out = t.add_argument_group("output")
     out.add_argument("--save", default=None, metavar="PATH", help="write the trained network (.npz)")
     out.add_argument("--plot", default=None, metavar="PNG", help="write the learning curve (needs matplotlib)")

@@ -1,6 +1,6 @@
-"""Training: the seed's stochastic-gradient algorithm and its mini-batch form.
+"""Training: the book's stochastic-gradient algorithm and its mini-batch form.
 
-The seed trains the network of (47.1216) by minimising the regularised
+The book trains the network of (47.1216) by minimising the regularised
 empirical risk (47.1228)
 
     J(W, theta) = sum_c rho_1 ||W_c||_F^2 + sum_l rho_2 ||W_l||_F^2
@@ -306,7 +306,7 @@ class _Progress:
 
 
 # --------------------------------------------------------------------------- #
-# one step of the seed's algorithm, and fit
+# one step of the book's algorithm, and fit
 # --------------------------------------------------------------------------- #
 def _regularisation_rate(net, key: str, rho1: float, rho2: float) -> float:
     """rho of (47.1228) for parameter ``key``: rho2 for a dense layer's ``W``, rho1 for every other
@@ -321,7 +321,7 @@ def _regularisation_rate(net, key: str, rho1: float, rho2: float) -> float:
 
 
 def sgd_step(net, grads, *, learning_rate, rho1=0.0, rho2=0.0, batch_size):
-    """Apply one step of the seed's stochastic-gradient listing (after 47.1276) to ``net``.
+    """Apply one step of the book's stochastic-gradient listing (after 47.1276) to ``net``.
 
     For every parameter in ``grads``, with ``mu = learning_rate`` and ``B = batch_size``::
 
@@ -405,7 +405,7 @@ def fit(net, x, y, *, epochs, batch_size=1, learning_rate, rho1=0.0, rho2=0.0, e
 
     Each epoch visits the samples in an order drawn from ``rng`` and takes
     one step per batch of ``batch_size`` samples. With ``batch_size=1`` a
-    step is exactly the seed's per-sample update for the risk (47.1228),
+    step is exactly the book's per-sample update for the risk (47.1228),
     biases unregularised::
 
         W_c     <- (1 - 2 mu rho1) W_c - mu dl_n/dW_c       dl_n/dW_c = (1^T kron H_{n,c-1}) Delta_{n,c}
@@ -413,7 +413,7 @@ def fit(net, x, y, *, epochs, batch_size=1, learning_rate, rho1=0.0, rho2=0.0, e
         Theta_c <- Theta_c + mu (1^T kron 1 1^T) Delta_{n,c}    (= Theta_c - mu dl_n/dTheta_c, 47.1274)
         theta_l <- theta_l + mu delta_{l+1,n}                   (= theta_l - mu dl_n/dtheta_l)
 
-    The seed's listing prints ``theta_l <- theta_l - mu delta_{l+1,n}`` and
+    The book's listing prints ``theta_l <- theta_l - mu delta_{l+1,n}`` and
     ``- mu mu delta y^T``: both are typos. Since ``z_{l+1} = W_l y_l - theta_l``,
     ``dl/dtheta_l = -delta_{l+1}`` (47.1275), so a descent step *adds*
     ``mu delta``; and the step size appears once. This function implements
@@ -441,7 +441,7 @@ def fit(net, x, y, *, epochs, batch_size=1, learning_rate, rho1=0.0, rho2=0.0, e
     epochs : int
         Number of passes over the data (>= 1).
     batch_size : int, default 1
-        Samples per step; 1 is the seed's per-sample algorithm.
+        Samples per step; 1 is the book's per-sample algorithm.
     learning_rate : float
         The step size ``mu > 0``.
     rho1, rho2 : float, default 0

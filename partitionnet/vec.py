@@ -1,6 +1,6 @@
 """Column-stacking vectorisation: the one place that decides the order.
 
-The seed (Fig. 47.82, eq. 47.1127) and the convolution chapter (eq. 8.12,
+The book (Fig. 47.82, eq. 47.1127) and the convolution chapter (eq. 8.12,
 8.26) both stack the *columns* of a matrix, i.e. Fortran order. Every other
 module goes through :func:`vec` / :func:`unvec` (or reuses their order via
 ``order="F"`` with a comment pointing here).

@@ -1,4 +1,4 @@
-"""Partition matrices V (47.1148-47.1153): the seed's examples, direct correlation, properties, errors."""
+"""Partition matrices V (47.1148-47.1153): the book's examples, direct correlation, properties, errors."""
 import numpy as np
 import pytest
 import scipy.signal as signal
@@ -8,43 +8,43 @@ from hypothesis import strategies as st
 
 from partitionnet import Partition, unvec, vec
 
-SEED_LISTS = [[1, 4, 6], [2, 5, 4], [3, 6, 1], [2, 4, 1]]  # (47.1149), 1-based
+BOOK_LISTS = [[1, 4, 6], [2, 5, 4], [3, 6, 1], [2, 4, 1]]  # (47.1149), 1-based
 
 
-def seed_partition():
-    return Partition.from_indices(SEED_LISTS, 6, one_based=True)
+def book_partition():
+    return Partition.from_indices(BOOK_LISTS, 6, one_based=True)
 
 
-# ---------------------------------------------------------------- the seed's examples, exactly
-def test_seed_example_47_1149_matrix():
+# ---------------------------------------------------------------- the book's examples, exactly
+def test_book_example_47_1149_matrix():
     # The 12 x 6 matrix printed in (47.1149), row by row as the basis vectors of (47.1153).
     rows_1_based = [1, 4, 6, 2, 5, 4, 3, 6, 1, 2, 4, 1]
     expected = np.eye(6, dtype=int)[np.array(rows_1_based) - 1]
-    V = seed_partition().matrix()
+    V = book_partition().matrix()
     assert isinstance(V, sp.csr_array)
     assert V.shape == (12, 6)
     np.testing.assert_array_equal(V.toarray(), expected)
 
 
-def test_seed_example_47_1149_apply():
-    V = seed_partition()
+def test_book_example_47_1149_apply():
+    V = book_partition()
     out = V.apply(np.arange(1.0, 7.0))
     assert out.tolist() == [1, 4, 6, 2, 5, 4, 3, 6, 1, 2, 4, 1]
 
 
-def test_seed_membership_47_1151():
+def test_book_membership_47_1151():
     expected = np.array([[1, 0, 0, 1, 0, 1],
                          [0, 1, 0, 1, 1, 0],
                          [1, 0, 1, 0, 0, 1],
                          [1, 1, 0, 1, 0, 0]])
-    np.testing.assert_array_equal(seed_partition().membership().toarray(), expected)
+    np.testing.assert_array_equal(book_partition().membership().toarray(), expected)
     # and it is literally (I_P kron 1_S^T) V
-    V = seed_partition()
+    V = book_partition()
     K = sp.kron(sp.eye_array(4), np.ones((1, 3)))
     np.testing.assert_array_equal((K @ V.matrix()).toarray(), expected)
 
 
-def test_seed_47_1252_to_1255():
+def test_book_47_1252_to_1255():
     # Fig. 47.99: six pooled entries, P_{c+1} = 4 subvectors of size 2; (47.1253) lists V_c t.
     Vc = Partition.from_indices([[1, 3], [4, 2], [5, 1], [6, 2]], 6, one_based=True)
     printed_1252 = np.array([[1, 0, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0], [0, 0, 0, 1, 0, 0], [0, 1, 0, 0, 0, 0],
@@ -244,10 +244,10 @@ BAD = [
     (lambda: Partition.sliding_window((2, 2, 2, 2), 1), ValueError, "at most 3 axes"),
     (lambda: Partition.sliding_window("55", 1), TypeError, "input_shape"),
     (lambda: Partition.blocks((5, 4), 2), ValueError, "does not tile"),
-    (lambda: seed_partition().apply(np.ones(5)), ValueError, r"h must have shape \(6,\)"),
-    (lambda: seed_partition().apply(np.ones((6, 2, 1))), ValueError, "h must have shape"),
-    (lambda: seed_partition().adjoint(np.ones(6)), ValueError, r"g must have shape \(12,\)"),
-    (lambda: seed_partition().apply(["a"] * 6), TypeError, "numeric"),
+    (lambda: book_partition().apply(np.ones(5)), ValueError, r"h must have shape \(6,\)"),
+    (lambda: book_partition().apply(np.ones((6, 2, 1))), ValueError, "h must have shape"),
+    (lambda: book_partition().adjoint(np.ones(6)), ValueError, r"g must have shape \(12,\)"),
+    (lambda: book_partition().apply(["a"] * 6), TypeError, "numeric"),
     # the public constructor takes the index table itself (-1 = padding) and range-checks it
     (lambda: Partition(np.array([[10**6, 0]]), 3), ValueError,
      r"indices must lie in \[-1, 2\] \(0-based, -1 for padding, size=3\); found 1000000 at position \(0, 0\)"),
@@ -264,7 +264,7 @@ BAD = [
     # flags are real booleans: 'no' is a truthy string, not False
     (lambda: Partition.from_indices([[1, 2]], 3, one_based="no"), TypeError, "one_based must be True or False"),
     (lambda: Partition.from_indices([[1, 2]], 3, one_based=0), TypeError, "one_based must be True or False, got int"),
-    (lambda: seed_partition().index_lists(one_based="yes"), TypeError, "one_based"),
+    (lambda: book_partition().index_lists(one_based="yes"), TypeError, "one_based"),
 ]
 
 

@@ -7,15 +7,15 @@ from hypothesis import strategies as st
 
 from partitionnet import Pooling, unvec, vec
 
-SEED_REGIONS = [[1, 2, 4, 8], [3, 5, 7, 9, 11], [6, 10, 12]]   # left-hand side of (47.1201), 1-based
+BOOK_REGIONS = [[1, 2, 4, 8], [3, 5, 7, 9, 11], [6, 10, 12]]   # left-hand side of (47.1201), 1-based
 SLIDE_MAP = np.array([[1, 3, 2, 1], [2, 9, 1, 1], [1, 3, 2, 3], [5, 6, 1, 2]], dtype=float)
 
 
 def seed_pooling(**kw):
-    return Pooling.from_regions(SEED_REGIONS, 12, one_based=True, **kw)
+    return Pooling.from_regions(BOOK_REGIONS, 12, one_based=True, **kw)
 
 
-# ---------------------------------------------------------------- the seed's examples
+# ---------------------------------------------------------------- the book's examples
 def test_T_from_regions_equals_47_1203():
     # (47.1203): the rows of T are e_1, e_2, e_4, e_8 | e_3, e_5, e_7, e_9, e_11 | e_6, e_10, e_12.
     rows = [1, 2, 4, 8, 3, 5, 7, 9, 11, 6, 10, 12]
@@ -71,7 +71,7 @@ def test_regions_of_windows_are_column_stacked():
 # ---------------------------------------------------------------- gradient vectors, each kind
 def test_gradient_vectors_table_47_14():
     y = np.array([0.5, -2.0, 3.0, 1.0, 4.0, -1.0, 2.0, 0.25, -3.0, 1.5, 2.5, -0.5])
-    regions = [np.array(r) - 1 for r in SEED_REGIONS]
+    regions = [np.array(r) - 1 for r in BOOK_REGIONS]
     mask = np.linspace(-1, 1, 12)
     cases = {
         "mean": (lambda r: y[r].mean(), lambda r: np.full(r.size, 1 / r.size)),

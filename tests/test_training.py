@@ -1,4 +1,4 @@
-"""Training (partitionnet.training): the seed's SGD step by hand, mini-batches,
+"""Training (partitionnet.training): the book's SGD step by hand, mini-batches,
 reproducibility, the two engines, evaluation, and bad input."""
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def _sigmoid(z):
 
 
 def _hand_step(net, params, x, gamma, mu, rho1, rho2):
-    """One step of the listing after (47.1276), written out from the seed's formulas.
+    """One step of the listing after (47.1276), written out from the book's formulas.
 
     Forward (47.1212, 47.1208, 47.1215, 47.1216) with V as an explicit matrix, then
     delta_2 = 2 (y - gamma) o f'(z_2) (47.1233), delta^(d,1) = f'(z^(d)) o permute#(upv(W_1^(d)T delta_2))
@@ -69,11 +69,11 @@ def _hand_step(net, params, x, gamma, mu, rho1, rho2):
         "conv1.W": (1 - 2 * mu * rho1) * W - mu * dW,
         "conv1.Theta": Theta + mu * dTheta,                    # + mu (1^T kron 1 1^T) Delta (47.1274)
         "dense1.W": (1 - 2 * mu * rho2) * W1 - mu * np.outer(delta2, y1),
-        "dense1.theta": th1 + mu * delta2,                     # corrected sign (the seed prints -)
+        "dense1.theta": th1 + mu * delta2,                     # corrected sign (the book prints -)
     }
 
 
-# --------------------------------------------------------------------------- the seed's step
+# --------------------------------------------------------------------------- the book's step
 @pytest.mark.parametrize("rho1, rho2", [(0.0, 0.0), (0.3, 0.7)])
 def test_one_per_sample_step_equals_the_seed_rule_by_hand(rho1, rho2):
     rng = np.random.default_rng(7)
