@@ -19,6 +19,7 @@ The objects of section 47.25 of the book, as working software:
 from . import datasets, layers
 from . import check, show
 from .cost import cost
+from .derive import derive
 from .io import load
 from .linalg import convolution_matrix, spectral_norm
 from .model import Network
@@ -29,7 +30,7 @@ from .training import History, evaluate, fit, predict
 from .vec import unvec, vec
 
 __all__ = ["Network", "layers", "from_torch", "ConvNet", "ConvLayer", "Partition", "Pooling", "vec", "unvec", "fit", "evaluate", "predict",
-           "History", "load", "datasets", "convolution_matrix", "spectral_norm", "check", "cost", "show"]
+           "History", "load", "datasets", "convolution_matrix", "spectral_norm", "check", "cost", "show", "derive"]
 __version__ = "0.1.0"
 
 

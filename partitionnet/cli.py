@@ -176,13 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     train_cli.add_parsers(sub)
 
-    from . import derive as derive_cli
+    from .derive import DESCRIPTION as derive_description, add_arguments, epilog, run
 
     p = sub.add_parser("derive", help="write a network's backpropagation in the book's notation, with its proof",
-                       description=derive_cli.DESCRIPTION, epilog=derive_cli.epilog(),
+                       description=derive_description, epilog=epilog(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    derive_cli.add_arguments(p)
-    p.set_defaults(func=derive_cli.run)
+    add_arguments(p)
+    p.set_defaults(func=run)
     return parser
 
 
