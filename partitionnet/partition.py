@@ -354,6 +354,125 @@ class Partition:
                     f"  # P={self.P}, S={self.S}, M={self.M}")
         return f"Partition(P={self.P}, S={self.S}, M={self.M})"
 
+    # ------------------------------------------------------------------ V as a matrix
+    # numpy defers ``array @ V`` to ``V.__rmatmul__`` instead of treating V as an object scalar
+    __array_ufunc__ = None
+    ndim = 2
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(P*S, M)``, the shape of V (47.1152)."""
+        return (self.P * self.S, self.M)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """V's entries are 0 and 1, applied in float64 (a float32 operand keeps float32)."""
+        return np.dtype(np.float64)
+
+    @property
+    def nnz(self) -> int:
+        """The number of stored ones of V: the window entries that are not padding."""
+        return int((self.indices >= 0).sum())
+
+    def __matmul__(self, other):
+        """``V @ h``: a vector (M,), a matrix (M, N) whose columns are samples, or a sparse matrix.
+
+        >>> V = Partition.from_indices([[0, 2], [1, 2]], 3)
+        >>> (V @ np.array([1.0, 2.0, 3.0])).tolist()
+        [1.0, 3.0, 2.0, 3.0]
+        >>> (V.T @ np.ones(4)).tolist()
+        [1.0, 1.0, 2.0]
+        """
+        if sp.issparse(other):
+            return self.matrix() @ other
+        return self._matvec_or_matmat(other, "V @ h")
+
+    def __rmatmul__(self, other):
+        """``g @ V`` for a row vector (P*S,) or a matrix (N, P*S): ``(V^T g^T)^T``."""
+        if sp.issparse(other):
+            return other @ self.matrix()
+        arr = _operand(other, "g @ V", self.P * self.S, axis=-1)
+        return self.adjoint(arr.T).T
+
+    def _matvec_or_matmat(self, h, what: str = "V @ h"):
+        arr = _operand(h, what, self.M, axis=0)
+        return self.apply(arr)
+
+    def matvec(self, h) -> np.ndarray:
+        """``V h`` for ``scipy.sparse.linalg.aslinearoperator`` (a vector, or a column (M, 1))."""
+        return self._matvec_or_matmat(h, "V.matvec(h)")
+
+    def matmat(self, H) -> np.ndarray:
+        """``V H`` for a matrix whose columns are samples."""
+        return self._matvec_or_matmat(H, "V.matmat(H)")
+
+    def rmatvec(self, g) -> np.ndarray:
+        """``V^T g``: the scatter-add of :meth:`adjoint`."""
+        return self.adjoint(_operand(g, "V.rmatvec(g)", self.P * self.S, axis=0))
+
+    def rmatmat(self, G) -> np.ndarray:
+        """``V^T G`` for a matrix whose columns are samples."""
+        return self.adjoint(_operand(G, "V.rmatmat(G)", self.P * self.S, axis=0))
+
+    @property
+    def T(self) -> sp.csr_array:
+        """``V^T``, the ``(M, P*S)`` scatter matrix, as a sparse array."""
+        return sp.csr_array(self.matrix().T)
+
+    def __str__(self) -> str:
+        """Sizes, nonzeros, padding and geometry: what ``print(V)`` shows.
+
+        >>> print(Partition.sliding_window((4, 4), 3, padding=1, stride=2))
+        Partition V: 36 x 16 (P=4 windows of S=9 entries over M=16), 25 nonzeros, 11 padded entries
+          sliding windows: map (4, 4) -> (2, 2), kernel (3, 3), stride (2, 2), padding (1, 1), dilation (1, 1)
+        """
+        padded = self.P * self.S - self.nnz
+        head = (f"Partition V: {self.P * self.S} x {self.M} (P={self.P} windows of S={self.S} entries over "
+                f"M={self.M}), {self.nnz} nonzeros, {padded} padded entries")
+        if self.geometry is not None:
+            g = self.geometry
+            return (head + f"\n  sliding windows: map {g['input_shape']} -> {self.output_shape}, kernel {g['kernel']}, "
+                    f"stride {g['stride']}, padding {g['padding']}, dilation {g['dilation']}")
+        counts = np.bincount(self.indices[self.indices >= 0], minlength=self.M)
+        return head + (f"\n  unstructured: each entry of h used {int(counts.min())} to {int(counts.max())} times")
+
+    def _repr_latex_(self):
+        """V entry by entry (0/1) when it has at most :data:`partitionnet.display.LATEX_MAX` rows and columns."""
+        from .display import latex_matrix
+
+        body = latex_matrix(self.matrix())
+        return None if body is None else f"$V = {body}$"
+
+    def _repr_png_(self):
+        """A spy plot of a large V with its patch blocks marked (``None`` when small or without matplotlib)."""
+        from .display import LATEX_MAX, spy_png
+
+        if max(self.shape) <= LATEX_MAX:
+            return None
+        blocks = np.arange(0, self.P * self.S, self.S) if self.P <= 200 else None
+        return spy_png(self.matrix(), row_blocks=blocks, title=f"V: {self.shape[0]} x {self.shape[1]}, "
+                       f"{self.nnz} nonzeros, {self.P} patches of {self.S}")
+
+
+def _operand(x, what: str, n: int, axis: int) -> np.ndarray:
+    """A dense vector or matrix operand of ``@`` whose ``axis`` must have ``n`` entries (clear errors)."""
+    if isinstance(x, (str, bytes)) or x is None:
+        raise TypeError(f"{what}: expected a numeric vector or matrix, got {val.kind_of(x)}")
+    try:
+        arr = np.asarray(x)
+    except Exception as err:  # noqa: BLE001 - report whatever numpy refused
+        raise TypeError(f"{what}: expected a numeric vector or matrix, got {val.kind_of(x)} ({err})") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{what}: expected numbers, got dtype {arr.dtype}")
+    if arr.ndim not in (1, 2):
+        raise ValueError(f"{what}: expected a vector or a matrix whose columns are samples, got shape {arr.shape}")
+    if arr.shape[axis] != n:
+        where = "entries" if arr.ndim == 1 else ("rows" if axis == 0 else "columns")
+        raise ValueError(f"{what}: the operand must have {n} {where}, got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float64)
+    return arr
+
 
 # ---------------------------------------------------------------------- helpers
 def _index_array(index_lists, name: str) -> np.ndarray:

@@ -323,6 +323,102 @@ class Pooling:
         where = f"windows {self.window} over {self.input_shape}" if self.window else f"{self.P_out} regions of {self.P}"
         return f"Pooling(kind={self.kind!r}, {where}, P={self.P}, P'={self.P_out})"
 
+    # ------------------------------------------------------------------ T as a matrix
+    # As a matrix, a Pooling is its permutation T (47.1203): ``pool @ y == pool.permute(y)``. The pooling
+    # itself (max, l2, ...) is not linear; its linear part is T followed by the region reductions.
+    __array_ufunc__ = None       # ``array @ pool`` goes to __rmatmul__
+    ndim = 2
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(P, P)``, the shape of T."""
+        return (self.P, self.P)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.float64)
+
+    @property
+    def nnz(self) -> int:
+        """T is a permutation: P ones."""
+        return self.P
+
+    def __matmul__(self, other):
+        """``T @ y`` for a vector (P,), a matrix (P, N) of sample columns, or a sparse matrix.
+
+        >>> pool = Pooling.windows((2, 4), 2)
+        >>> (pool @ np.arange(8.0)).astype(int).tolist()
+        [0, 1, 2, 3, 4, 5, 6, 7]
+        >>> (pool.T @ (pool @ np.arange(8.0))).astype(int).tolist()
+        [0, 1, 2, 3, 4, 5, 6, 7]
+        """
+        if sp.issparse(other):
+            return self.permutation() @ other
+        return self.permute(_pool_operand(other, "T @ y", self.P, 0))
+
+    def __rmatmul__(self, other):
+        """``y @ T`` for a row vector (P,) or a matrix (N, P): ``(T^T y^T)^T``."""
+        if sp.issparse(other):
+            return other @ self.permutation()
+        return self.permute_adjoint(_pool_operand(other, "y @ T", self.P, -1).T).T
+
+    def matvec(self, y) -> np.ndarray:
+        """``T y`` (for ``scipy.sparse.linalg.aslinearoperator``)."""
+        return self.permute(_pool_operand(y, "T.matvec(y)", self.P, 0))
+
+    matmat = matvec
+
+    def rmatvec(self, y_o) -> np.ndarray:
+        """``T^T y_o``, :meth:`permute_adjoint`."""
+        return self.permute_adjoint(_pool_operand(y_o, "T.rmatvec(y)", self.P, 0))
+
+    rmatmat = rmatvec
+
+    @property
+    def T(self) -> sp.csr_array:
+        """``T^T`` as a sparse array (the inverse permutation, 47.1204)."""
+        return sp.csr_array(self.permutation().T)
+
+    def __str__(self) -> str:
+        """Sizes, region sizes and geometry: what ``print(pool)`` shows.
+
+        >>> print(Pooling.windows((4, 6), 2, kind="mean"))
+        Pooling 'mean': map of P=24 entries -> P'=6 regions, T is 24 x 24 (24 nonzeros)
+          windows (2, 2) over (4, 6) -> (2, 3); every region has 4 entries
+        """
+        head = (f"Pooling {self.kind!r}: map of P={self.P} entries -> P'={self.P_out} regions, "
+                f"T is {self.P} x {self.P} ({self.P} nonzeros)")
+        lo, hi = int(self.sizes.min()), int(self.sizes.max())
+        sizes = f"every region has {lo} entries" if lo == hi else f"regions of {lo} to {hi} entries"
+        where = (f"windows {self.window} over {self.input_shape} -> {self.output_shape}" if self.window
+                 else f"regions over a map of shape {self.input_shape}")
+        dropped = f", {self.dropped.size} entries in no region" if self.dropped.size else ""
+        return f"{head}\n  {where}; {sizes}{dropped}"
+
+    def _repr_latex_(self):
+        """T entry by entry when it has at most :data:`partitionnet.display.LATEX_MAX` rows."""
+        from .display import latex_matrix
+
+        body = latex_matrix(self.permutation())
+        return None if body is None else f"$T = {body}$"
+
+    def _repr_png_(self):
+        """A spy plot of a large T with the regions' first rows marked (``None`` when small or without matplotlib)."""
+        from .display import LATEX_MAX, spy_png
+
+        if self.P <= LATEX_MAX:
+            return None
+        blocks = self._starts if self.P_out <= 200 else None
+        return spy_png(self.permutation(), row_blocks=blocks,
+                       title=f"T: {self.P} x {self.P}, {self.P_out} regions")
+
+
+def _pool_operand(y, what: str, n: int, axis: int) -> np.ndarray:
+    """A dense vector or matrix operand of ``@`` whose ``axis`` has ``n`` entries (clear errors otherwise)."""
+    from .partition import _operand
+
+    return _operand(y, what, n, axis)
+
 
 # -------------------------------------------------------------------------- the kinds
 # Each function receives the map already in region order (``yo``) and returns
