@@ -186,7 +186,7 @@ def pool_values(kind, values, p=None):
         if symbolic:
             import sympy
 
-            return sympy.Max(*values)
+            return sympy.Max(*values, evaluate=False)
         best = values[0]
         for v in values[1:]:
             best = v if v > best else best

@@ -494,7 +494,7 @@ def _pool_values(kind, vals, region, q, config):
         if symbolic:
             import sympy
 
-            return sympy.Max(*inside)
+            return sympy.Max(*inside, evaluate=False)
         best = inside[0]
         for v in inside[1:]:
             best = v if v > best else best
