@@ -68,7 +68,7 @@ def pool(y, regions, kind, *, mask=None, p=None, retain=None) -> list:
         if kind == "mean":
             out.append(sympy.Add(*ys) / len(ys) if _symbolic(ys) else sum(ys) / len(ys))
         elif kind == "max":
-            out.append(sympy.Max(*ys) if _symbolic(ys) else max(ys))
+            out.append(sympy.Max(*ys, evaluate=False) if _symbolic(ys) else max(ys))
         elif kind == "l2":
             out.append(sympy.sqrt(sympy.Add(*[v ** 2 for v in ys])) if _symbolic(ys)
                        else float(np.sqrt(sum(v * v for v in ys))))

@@ -24,6 +24,7 @@ import sympy
 
 import partitionnet as pn
 from partitionnet import symbolic as _sym
+from partitionnet.algebra import differentiable_max
 
 from . import _direct
 from ._check import Check, Claim, allclose, module_main, print_latex, same_matrix
@@ -76,7 +77,9 @@ def _scatter(pool, g) -> sympy.SparseMatrix:
 
 def direct_jacobian(pool, y, mask):
     t = _direct.pool(list(y), pool.regions, pool.kind, mask=mask, p=pool.p, retain=pool.retain)
-    return sympy.Matrix(pool.P_out, pool.P, lambda i, j: sympy.diff(t[i], y[j]))
+    t = [e.replace(sympy.Max, differentiable_max()) if isinstance(e, sympy.Basic) else e for e in t]
+    free = [e.free_symbols if isinstance(e, sympy.Basic) else set() for e in t]
+    return sympy.Matrix(pool.P_out, pool.P, lambda i, j: sympy.diff(t[i], y[j]) if y[j] in free[i] else 0)
 
 
 # ---------------------------------------------------------------------- checkers

@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["SCIPY", "SYMPY", "Algebra"]
+__all__ = ["SCIPY", "SYMPY", "Algebra", "differentiable_max"]
 
 
 class Algebra:
@@ -208,3 +208,48 @@ class _Sympy(Algebra):
 SCIPY = _Scipy()
 #: Proofs: exact ``sympy.SparseMatrix`` operators, built by the same layer code.
 SYMPY = _Sympy()
+
+
+_MAX = None
+
+
+def differentiable_max():
+    """A SymPy ``max`` for proofs that differentiate and then evaluate at a point.
+
+    ``f.replace(sympy.Max, differentiable_max())`` gives an expression whose
+    derivative is d max(a)/d a_k = Heaviside(a_k - max(the other a)), left
+    unevaluated until numbers are substituted, when it becomes SymPy's own
+    ``Max`` and ``Heaviside`` again. SymPy's ``Max`` orders its arguments by
+    assumption queries each time one is created, and every derivative of a max
+    creates another: at the rational points of the proofs that was 80% of the
+    time of the pooling rows. At a tie the step is Heaviside(0) = 1/2, so a
+    proof evaluated at a tie fails rather than passing by chance.
+
+    >>> import sympy
+    >>> a, b = sympy.symbols("a b", real=True)
+    >>> f = (sympy.Max(a, b, evaluate=False) ** 2).replace(sympy.Max, differentiable_max())
+    >>> sympy.diff(f, a).subs({a: 3, b: 1})
+    6
+    >>> sympy.diff(f, a).subs({a: 1, b: 3})
+    0
+    """
+    global _MAX
+    if _MAX is None:
+        import sympy
+
+        class max_(sympy.Function):
+            @classmethod
+            def eval(cls, *args):
+                if all(arg.is_number for arg in args):
+                    return sympy.Max(*args)
+                return None
+
+            def fdiff(self, argindex=1):
+                k = argindex - 1
+                others = self.args[:k] + self.args[k + 1:]
+                if not others:
+                    return sympy.Integer(1)
+                return sympy.Heaviside(self.args[k] - max_(*others), evaluate=False)
+
+        _MAX = max_
+    return _MAX

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..algebra import SYMPY
+from ..algebra import SYMPY, differentiable_max
 from .base import maps_of
 
 __all__ = ["CHECKS", "random_parameters", "random_input", "forward_matches_reference", "vjp_matches_differences",
@@ -145,38 +145,6 @@ def operator_matches_jacobian(layer, rng, *, eps=1e-6, tol=1e-6):
     return (JT.shape == J.T.shape and err < tol), f"shape {JT.shape}, max relative difference {err:.1e}"
 
 
-_MAX = None
-
-
-def _max_function():
-    """``max`` for differentiation: d max(a)/d a_k = H(a_k - max(a without a_k)), evaluated once numbers come in.
-
-    SymPy's own ``Max`` orders its arguments by assumption queries each time one is created, and every
-    derivative of a max creates another; at the rational points the proofs use, that was 80 % of the
-    time of the pooling rows. A tie makes the Heaviside step 1/2, so it cannot pass unnoticed.
-    """
-    global _MAX
-    if _MAX is None:
-        import sympy
-
-        class max_(sympy.Function):
-            @classmethod
-            def eval(cls, *args):
-                if all(a.is_number for a in args):
-                    return sympy.Max(*args)
-                return None
-
-            def fdiff(self, argindex=1):
-                k = argindex - 1
-                others = self.args[:k] + self.args[k + 1:]
-                if not others:
-                    return sympy.Integer(1)
-                return sympy.Heaviside(self.args[k] - max_(*others), evaluate=False)
-
-        _MAX = max_
-    return _MAX
-
-
 def operator_is_exact(layer, rng):
     """The SymPy operator equals the symbolic transposed Jacobian of ``reference``, entry by entry."""
     import sympy
@@ -196,7 +164,7 @@ def operator_is_exact(layer, rng):
     ref = np.asarray(layer.reference(layer.config(), p_sym, maps_of(stack, layer.in_shape)), dtype=object)
     out = np.concatenate([np.reshape(ref[d], -1, order="F") for d in range(ref.shape[0])])
     # transposed Jacobian; an output depends on few inputs, so differentiate only where it does
-    out = [o.replace(sympy.Max, _max_function()) if isinstance(o, sympy.Basic) else o for o in out]
+    out = [o.replace(sympy.Max, differentiable_max()) if isinstance(o, sympy.Basic) else o for o in out]
     free = [o.free_symbols if hasattr(o, "free_symbols") else set() for o in out]
     jac = sympy.Matrix([[sympy.diff(o, xi) if xi in f else 0 for o, f in zip(out, free)] for xi in x_sym])
     if linear:
