@@ -173,6 +173,8 @@ class Partition:
             ``scipy.signal.correlate(..., 'same')`` centres the other way and
             puts the extra zero before.
 
+        Notes
+        -----
         The resolved padding is kept in ``geometry['padding']``: per-axis
         ints when both sides agree, else per-axis ``(before, after)`` pairs.
 

@@ -92,6 +92,8 @@ class TransposedCorrelation(Layer):
     name : str, optional
         The layer's name in a network (default ``deconv<k>``).
 
+    Notes
+    -----
     The output length along each axis is ``(n - 1)*stride - 2*padding +
     dilation*(kernel - 1) + output_padding + 1`` (:func:`transposed_length`).
 
