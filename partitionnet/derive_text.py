@@ -392,6 +392,48 @@ def document_blocks(derivation, title, seed) -> list:
     return blocks
 
 
+def book_recursions(net) -> list:
+    """The sensitivity recursions of the book (47.1245, 47.1262) instantiated for this network's layers.
+
+    A correlation layer followed by an (optional) activation and an
+    (optional) non-overlapping pooling gets the book's form when the next
+    layer is a correlation (47.1262) or a column-stacking flatten and a dense
+    layer (47.1245). Other layer sequences are covered by the generic chain.
+    """
+    layers, out = net.layers, []
+    convs = [i for i, l in enumerate(layers) if l.kind == "correlation"]
+    for c, i in enumerate(convs, start=1):
+        conv, j = layers[i], i + 1
+        act = layers[j] if j < len(layers) and layers[j].kind == "activation" else None
+        j += act is not None
+        pool = layers[j] if j < len(layers) and layers[j].kind == "pool" and not layers[j].sliding else None
+        j += pool is not None
+        fp = f"f'(z^{{(d,{c})}}) \\odot " if act is not None else ""
+        names = ", ".join(l.name for l in (conv, act, pool) if l is not None)
+
+        def through(v):
+            return f"\\mathrm{{permute}}^\\#\\big(\\mathrm{{upv}}({v})\\big)" if pool is not None else v
+        if j < len(layers) and layers[j].kind == "correlation" and getattr(layers[j], "groups", 1) == 1:
+            nxt = layers[j]
+            out.append(("p", f"Layers {names} and {nxt.name} ($c = {c}$): the sensitivity of $z^{{(d,{c})}}$, the "
+                             f"output of {conv.name}, in the form of (47.1262), with $V^{{(d,d',{c + 1})}}$ the "
+                             f"operator of {nxt.name} (47.1257):"))
+            out.append(("math", f"\\delta^{{(d,{c})}} = \\sum_{{d'=1}}^{{{nxt.maps}}} {fp}"
+                                + through(f"V^{{(d,d',{c + 1})}} \\delta^{{(d',{c + 1})}}")
+                                + f", \\quad d = 1, \\ldots, {conv.maps} \\qquad (47.1262)"))
+        elif (j + 1 < len(layers) and layers[j].kind == "flatten" and layers[j].order == "F"
+              and layers[j + 1].kind == "dense"):
+            dense, P = layers[j + 1], layers[j].P_in
+            out.append(("p", f"Layers {names}, {layers[j].name} and {dense.name}: {conv.name} is the last "
+                             f"correlation layer ($C = {c}$); $W_1^{{(d)}}$ are the columns $(d-1)P'+1, \\ldots, "
+                             f"dP'$ ($P' = {P}$) of the weights of {dense.name}, the ones that read map $d$ "
+                             "(47.1217-47.1220), and $\\delta_2$ is the sensitivity of its output; in the form "
+                             "of (47.1245):"))
+            out.append(("math", f"\\delta^{{(d,{c})}} = {fp}" + through(f"(W_1^{{(d)}})^T \\delta_2")
+                                + f", \\quad d = 1, \\ldots, {conv.maps} \\qquad (47.1245)"))
+    return out
+
+
 def chain_blocks(derivation) -> list:
     net = derivation.net
     K = len(net.layers)
@@ -411,6 +453,9 @@ def chain_blocks(derivation) -> list:
               ("math", "\\frac{\\partial \\ell}{\\partial x} = " + product + "\\, \\delta_{" + str(last) + "}"),
               ("list", [f"$J_{{{i + 1}}}^T$: {l.name} ({l.kind}), ${l.out_maps * l.P_out} \\to "
                         f"{l.in_maps * l.P_in}$" for i, l in enumerate(net.layers[:last])])]
+    recursions = book_recursions(net)
+    if recursions:
+        blocks += [("h3", "In the book's notation")] + recursions
     blocks.append(("p", "The gradients of layer $k$'s parameters use $\\delta_k$ and the layer's input (the "
                         "formulas of its section)." + (
                             " For this network the whole chain was formed in SymPy, every sensitivity an exact "
