@@ -69,6 +69,9 @@ if torch is not None:
 
     _CONV_MODULE = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
     _ACTIVATION = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "identity": nn.Identity}
+    _CONV_KINDS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+    _TRANSPOSED_KINDS = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+    _PAD_KINDS = (nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d)     # ZeroPadNd are ConstantPadNd
 
 
 # ---------------------------------------------------------------------------- export
@@ -294,11 +297,13 @@ def from_torch(module, input_shape, *, loss="squared"):
     Parameters
     ----------
     module : torch.nn.Sequential
-        Children among: ``Conv1d/2d/3d`` (``padding_mode='zeros'``), ``ConvTranspose1d/2d/3d``
-        (when :class:`~partitionnet.layers.TransposedCorrelation` is available), ``MaxPool``,
-        ``AvgPool`` and ``LPPool`` 1-3d, ``AdaptiveAvgPool``/``AdaptiveMaxPool`` to size 1,
-        ``ReLU``, ``Tanh``, ``Sigmoid``, ``Identity``, ``Flatten``, ``Linear``, ``Softmax``
-        (over the features of a vector), and nested ``Sequential``.
+        Children among: ``Conv1d/2d/3d`` (any stride, padding including ``'same'``, dilation,
+        groups and bias; ``padding_mode='zeros'``), optionally after a ``ZeroPadNd`` (merged into
+        its padding as ``(before, after)`` pairs), ``ConvTranspose1d/2d/3d``, ``MaxPool``,
+        ``AvgPool`` (``count_include_pad`` either way) and ``LPPool`` (even ``norm_type``) 1-3d,
+        overlapping and padded, ``AdaptiveAvgPool``/``AdaptiveMaxPool`` to size 1, ``ReLU``,
+        ``Tanh``, ``Sigmoid``, ``Identity``, ``Flatten``, ``Linear``, ``Softmax`` (over the
+        features of a vector), and nested ``Sequential``.
     input_shape : tuple of int
         The shape of one sample, channels first, as torch takes it: ``(C, *spatial)``.
     loss : {'squared', 'cross_entropy'}
@@ -308,12 +313,21 @@ def from_torch(module, input_shape, *, loss="squared"):
     Network
         Layers named ``<kind prefix><child name>`` (``conv0``, ``act1``, ...), parameters copied
         (a torch bias ``b`` becomes ``Theta = -b`` with ``bias='tied'``: the book's sign).
-        ``nn.Flatten`` becomes ``Flatten(order='C')``, so a following ``Linear`` keeps its weights.
+        ``Conv`` becomes a :class:`~partitionnet.layers.Correlation` (torch's convolution is the
+        book's correlation, 47.1133), ``ConvTranspose`` a
+        :class:`~partitionnet.layers.TransposedCorrelation` (47.1257 applied forward), adaptive
+        pooling a :class:`~partitionnet.layers.GlobalPool`. ``nn.Flatten`` becomes
+        ``Flatten(order='C')``, so a following ``Linear`` keeps its weights.
+        :func:`gradients_from_torch` reads torch's ``.grad`` back under the layers' names.
 
     Raises
     ------
+    TypeError
+        ``module`` is not a ``Sequential``, or ``input_shape`` holds a non-integer.
     ValueError
-        A module that has no counterpart here, named with its position.
+        A module that has no counterpart here, or one whose arguments do not fit the maps it
+        receives (``in_channels``, ``groups``, ``output_padding``, a window larger than the
+        padded input, ``padding_mode``, ...), named with its position.
 
     Examples
     --------
@@ -336,18 +350,34 @@ def from_torch(module, input_shape, *, loss="squared"):
                          f"{input_shape!r}")
     shape = val.as_shape(tuple(input_shape), "input_shape", max_ndim=4)
     in_maps, spatial = shape[0], shape[1:]
-    state = {"maps": in_maps, "shape": spatial, "vector": False}
+    state = {"maps": in_maps, "shape": spatial, "vector": False, "pad": None}
     layers, params = [], {}
     for where, name, child in _children(module):
+        if state["pad"] is not None and not isinstance(child, _CONV_KINDS):
+            raise ValueError(f"{state['pad'][0]} is followed by {where}, not by a convolution: a zero pad is "
+                             "imported only as the padding of the Conv1d/2d/3d right after it")
+        pad = state["pad"]
         layer, p = _import_child(child, where, state)
         if layer is None:
+            if state["pad"] is not None:
+                state["pad"] += (name,)
             continue
-        layer.name = f"{layer.prefix}{name}" if name.isdigit() else name.replace(".", "_")
+        if pad is not None and "." in name and pad[2].rpartition(".")[0] == name.rpartition(".")[0]:
+            name_as = name.rpartition(".")[0]       # ZeroPadNd + ConvNd in one Sequential: one layer, its name
+        else:
+            name_as = name
+        layer.name = f"{layer.prefix}{name_as}" if name_as.isdigit() else name_as.replace(".", "_")
         layer.torch_name = name
-        built = layer.build(state["maps"], state["shape"], state["vector"])
+        try:
+            built = layer.build(state["maps"], state["shape"], state["vector"])
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{where}: {exc}") from None
         state.update(maps=built.out_maps, shape=built.out_shape, vector=built.out_vector)
         layers.append(layer)
         params.update({f"{layer.name}.{k}": v for k, v in p.items()})
+    if state["pad"] is not None:
+        raise ValueError(f"{state['pad'][0]} ends the model: a zero pad is imported only as the padding of the "
+                         "Conv1d/2d/3d right after it")
     if not layers:
         raise ValueError("module has no layers to import")
     net = Network(spatial, in_maps, layers, loss=loss)
@@ -375,32 +405,19 @@ def _tuple(value, n):
 def _import_child(m, where, state):
     """One torch module -> (an unbuilt layer, its parameters under local names), or (None, {}) to skip."""
     n = len(state["shape"])
-    if isinstance(m, nn.Identity):
-        return None, {}
-    activations = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
+    activations = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.Identity: "identity"}
     if type(m) in activations:
         return L.Activation(activations[type(m)]), {}
-    if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-        if m.padding_mode != "zeros":
-            raise ValueError(f"{where}: padding_mode={m.padding_mode!r} is not supported; only 'zeros' (the "
-                             "book's fictitious zero values, 47.1129)")
-        if len(m.kernel_size) != n or state["vector"]:
-            raise ValueError(f"{where}: a {len(m.kernel_size)}-D convolution receives maps of shape {state['shape']}")
-        options = dict(kernel=tuple(m.kernel_size), stride=tuple(m.stride), dilation=tuple(m.dilation),
-                       padding=m.padding if isinstance(m.padding, str) else tuple(m.padding), bias="tied")
-        if m.groups != 1:
-            if "groups" not in L.Correlation.__init__.__code__.co_varnames:
-                raise ValueError(f"{where}: groups={m.groups} is not supported by this version")
-            options["groups"] = m.groups
-        layer = L.Correlation(m.out_channels, **options)
-        W = kernel_from_torch(_numbers(m.weight))
-        theta = -_numbers(m.bias)[None, :] if m.bias is not None else np.zeros((1, m.out_channels))
-        return layer, {"W": W, "Theta": theta}
-    if isinstance(m, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
-        cls = L.REGISTRY.get("transposed_correlation")
-        if cls is None:
-            raise ValueError(f"{where}: transposed convolutions are not supported by this version")
-        return cls.from_torch_module(m, where)
+    if isinstance(m, _PAD_KINDS):
+        pad = tuple(int(v) for v in m.padding)
+        if float(m.value) != 0.0 or min(pad) < 0 or len(pad) != 2 * n or state["vector"]:
+            raise ValueError(f"{where}: only a zero pad (value 0, no cropping) of the {n}-D maps before a "
+                             f"convolution is supported, got padding={m.padding} and value={m.value}")
+        # torch lists the last axis first: (before, after) of axis n-1, then of axis n-2, ...
+        state["pad"] = (where, tuple((pad[2 * (n - 1 - a)], pad[2 * (n - 1 - a) + 1]) for a in range(n)))
+        return None, {}
+    if isinstance(m, _CONV_KINDS + _TRANSPOSED_KINDS):
+        return _import_convolution(m, where, state)
     pools = {nn.MaxPool1d: "max", nn.MaxPool2d: "max", nn.MaxPool3d: "max", nn.AvgPool1d: "mean",
              nn.AvgPool2d: "mean", nn.AvgPool3d: "mean", nn.LPPool1d: "lp", nn.LPPool2d: "lp", nn.LPPool3d: "lp"}
     if type(m) in pools:
@@ -408,8 +425,22 @@ def _import_child(m, where, state):
         kernel = _tuple(m.kernel_size, n)
         stride = _tuple(m.stride if m.stride is not None else m.kernel_size, n)
         padding = _tuple(getattr(m, "padding", 0), n)
-        if getattr(m, "ceil_mode", False) or _tuple(getattr(m, "dilation", 1), n) != (1,) * n:
-            raise ValueError(f"{where}: ceil_mode and dilated pooling are not supported")
+        if getattr(m, "ceil_mode", False):
+            raise ValueError(f"{where}: ceil_mode=True is not supported (the last, partial windows torch adds "
+                             "would need a partial pooling region); use ceil_mode=False")
+        if _tuple(getattr(m, "dilation", 1), n) != (1,) * n:
+            raise ValueError(f"{where}: dilation={m.dilation} is not supported for pooling; use dilation=1")
+        if state["vector"]:
+            raise ValueError(f"{where}: pooling receives a vector of {state['shape'][0]} entries; pool the maps "
+                             "before Flatten")
+        if len(kernel) != n:
+            raise ValueError(f"{where}: kernel_size={m.kernel_size} has {len(kernel)} axes, but the maps it "
+                             f"receives have shape {state['shape']}")
+        for a, (size, k, pad) in enumerate(zip(state["shape"], kernel, padding)):
+            if k > size + 2 * pad:
+                raise ValueError(f"{where}: kernel_size={m.kernel_size} is larger than the padded input on axis "
+                                 f"{a} ({size} + 2*{pad} = {size + 2 * pad} entries, "
+                                 f"padding={getattr(m, 'padding', 0)})")
         if kind == "mean" and getattr(m, "divisor_override", None) is not None:
             raise ValueError(f"{where}: divisor_override is not supported")
         options = {}
@@ -421,6 +452,8 @@ def _import_child(m, where, state):
                 raise ValueError(f"{where}: LPPool with norm_type={m.norm_type} sums y^p without absolute values, "
                                  "which is the l_p pooling of the book only for even p; use an even norm_type")
             kind, options = ("l2", {}) if p == 2 else ("lp", {"p": p})
+            if kernel == tuple(state["shape"]) and not state["vector"]:        # GlobalPool.to_torch writes this
+                return L.GlobalPool(kind, **options), {}
         if stride != kernel or any(padding):                    # overlapping or padded: a pooling partition
             if kind == "lp" or kind == "l2":
                 if any(padding):
@@ -435,10 +468,13 @@ def _import_child(m, where, state):
                 nn.AdaptiveMaxPool1d: "max", nn.AdaptiveMaxPool2d: "max", nn.AdaptiveMaxPool3d: "max"}
     if type(m) in adaptive:
         if _tuple(m.output_size, n) != (1,) * n:
-            raise ValueError(f"{where}: adaptive pooling is supported to output size 1 only, got {m.output_size}")
-        return L.Pool(adaptive[type(m)], tuple(state["shape"])), {}
+            raise ValueError(f"{where}: adaptive pooling is supported to output size 1 only, got "
+                             f"output_size={m.output_size}")
+        return L.GlobalPool(adaptive[type(m)]), {}
     if isinstance(m, LpPool):                                   # the twin's own l_p pooling (with |y|)
-        return L.Pool("l2" if m.p == 2 else "lp", m.window, **({} if m.p == 2 else {"p": m.p})), {}
+        divides = all(s % k == 0 for s, k in zip(state["shape"], m.window))     # torch's floor rule drops the rest
+        return L.Pool("l2" if m.p == 2 else "lp", m.window, drop_remainder=not divides,
+                      **({} if m.p == 2 else {"p": m.p})), {}
     if isinstance(m, nn.Flatten):
         if m.start_dim != 1 or m.end_dim != -1:
             raise ValueError(f"{where}: only Flatten(start_dim=1, end_dim=-1) is supported")
@@ -449,6 +485,10 @@ def _import_child(m, where, state):
         if not state["vector"]:
             raise ValueError(f"{where}: Linear receives {state['maps']} maps of shape {state['shape']}; put a "
                              "Flatten before it (torch would act on the last axis only)")
+        width = state["maps"] * int(np.prod(state["shape"]))
+        if m.in_features != width:
+            raise ValueError(f"{where}: in_features={m.in_features}, but the vector it receives has {width} "
+                             "entries")
         theta = -_numbers(m.bias) if m.bias is not None else np.zeros(m.out_features)
         return L.Dense(m.out_features), {"W": _numbers(m.weight), "theta": theta}
     if isinstance(m, nn.Softmax):
@@ -459,6 +499,52 @@ def _import_child(m, where, state):
     raise ValueError(f"{where}: this module has no partitionnet counterpart; supported are Conv, ConvTranspose, "
                      "MaxPool, AvgPool, LPPool, AdaptiveAvg/MaxPool to size 1, ReLU, Tanh, Sigmoid, Identity, "
                      "Flatten, Linear and Softmax")
+
+
+def _import_convolution(m, where, state):
+    """``ConvNd`` -> :class:`~partitionnet.layers.Correlation`, ``ConvTransposeNd`` -> ``TransposedCorrelation``.
+
+    Both take ``bias='tied'`` (one bias per output map, ``Theta = -bias``). A torch weight is
+    ``(out, in/groups, *k)`` for a convolution and ``(in, out/groups, *k)`` for a transposed one; either
+    way :func:`~partitionnet.layout.kernel_from_torch` column-stacks every mask into the layer's ``W``.
+    A zero pad just before a convolution (``ZeroPadNd``, as ``Correlation.to_torch`` writes unequal
+    padding) is added to its padding as ``(before, after)`` pairs.
+    """
+    n = len(state["shape"])
+    transposed = isinstance(m, _TRANSPOSED_KINDS)
+    kind = "ConvTranspose" if transposed else "Conv"
+    if m.padding_mode != "zeros":
+        raise ValueError(f"{where}: padding_mode={m.padding_mode!r} is not supported; only 'zeros' (the "
+                         "book's fictitious zero values, 47.1129)")
+    if state["vector"] or len(m.kernel_size) != n:
+        got = "a vector" if state["vector"] else f"maps of shape {state['shape']}"
+        raise ValueError(f"{where}: a {len(m.kernel_size)}-D {kind} (kernel_size={tuple(m.kernel_size)}) "
+                         f"receives {got}")
+    if m.in_channels != state["maps"]:
+        raise ValueError(f"{where}: in_channels={m.in_channels}, but the module receives {state['maps']} maps")
+    if m.in_channels % m.groups or m.out_channels % m.groups:
+        raise ValueError(f"{where}: groups={m.groups} must divide in_channels={m.in_channels} and "
+                         f"out_channels={m.out_channels}")
+    geometry = dict(kernel=tuple(m.kernel_size), stride=tuple(m.stride), dilation=tuple(m.dilation),
+                    groups=m.groups, bias="tied")
+    if transposed:
+        layer = L.TransposedCorrelation(m.out_channels, padding=tuple(m.padding),
+                                        output_padding=tuple(m.output_padding), **geometry)
+    else:
+        padding = m.padding if isinstance(m.padding, str) else tuple(m.padding)
+        if state["pad"] is not None:
+            if padding == "same":      # torch's rule (stride 1): the odd entry of dilation*(k-1) goes after
+                total = [d * (k - 1) for d, k in zip(m.dilation, m.kernel_size)]
+                padding = tuple((t // 2, t - t // 2) for t in total)
+            elif padding == "valid":
+                padding = (0,) * n
+            padding = tuple((b + (p if isinstance(p, int) else p[0]), e + (p if isinstance(p, int) else p[1]))
+                            for (b, e), p in zip(state["pad"][1], padding))
+            state["pad"] = None
+        layer = L.Correlation(m.out_channels, padding=padding, **geometry)
+    W = kernel_from_torch(_numbers(m.weight))
+    theta = -_numbers(m.bias)[None, :] if m.bias is not None else np.zeros((1, m.out_channels))
+    return layer, {"W": W, "Theta": theta}
 
 
 def _torch_child(net, module, layer):
@@ -490,15 +576,23 @@ def network_gradients_from_torch(net, module) -> "OrderedDict[str, np.ndarray]":
                                                      shapes[f"{layer.name}.theta"])
         elif hasattr(layer, "torch_gradients"):
             out.update({f"{layer.name}.{k}": v for k, v in layer.torch_gradients(child).items()})
-        elif layer.kind == "correlation":
+        elif layer.kind in ("correlation", "transposed_correlation", "tiled_correlation"):
+            if isinstance(child, nn.Sequential):     # Correlation.to_torch: ZeroPadNd, then the convolution
+                child = child[-1]
             gw = child.weight.grad
             if gw is None:
                 raise ValueError(f"{layer.name}: the weight has no .grad; run loss.backward() first")
-            out[f"{layer.name}.W"] = kernel_from_torch(_numbers(gw))
+            gw = kernel_from_torch(_numbers(gw))
+            # a tiled layer has a twin with one tile only: its W is (1, S D_in, D)
+            out[f"{layer.name}.W"] = gw.reshape(shapes[f"{layer.name}.W"])
             if child.bias is not None:
                 gb = -_numpy(child.bias.grad, f"{layer.name} bias.grad", (layer.out_maps,))
                 rows = shapes[f"{layer.name}.Theta"][0]
                 out[f"{layer.name}.Theta"] = np.repeat(gb[None, :], rows, axis=0)
+            for key in ("W", "Theta"):          # a connection table's missing pairs are structural zeros (47.1213)
+                mask = layer.structural_mask(key) if hasattr(layer, "structural_mask") else None
+                if mask is not None and f"{layer.name}.{key}" in out:
+                    out[f"{layer.name}.{key}"] = out[f"{layer.name}.{key}"] * mask
         else:
             raise ValueError(f"layer {layer.name!r} of kind {layer.kind!r} has no torch gradient mapping")
     return out
