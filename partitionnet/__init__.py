@@ -17,7 +17,7 @@ The objects of section 47.25 of the book, as working software:
   turning maps into vectors.
 """
 from . import datasets, layers
-from . import check, show
+from . import check, masks, show
 from .cost import cost
 from .derive import derive
 from .io import load
@@ -30,7 +30,8 @@ from .training import History, evaluate, fit, predict
 from .vec import unvec, vec
 
 __all__ = ["Network", "layers", "from_torch", "ConvNet", "ConvLayer", "Partition", "Pooling", "vec", "unvec", "fit", "evaluate", "predict",
-           "History", "load", "datasets", "convolution_matrix", "spectral_norm", "check", "cost", "show", "derive"]
+           "History", "load", "datasets", "convolution_matrix", "spectral_norm", "check", "cost", "show", "derive",
+           "masks"]
 __version__ = "0.1.0"
 
 

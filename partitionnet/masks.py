@@ -5,7 +5,7 @@ Before its masks are learned, the book filters images with fixed ones
 
 * :func:`gaussian`, the Gaussian mask of (47.1135), with the normaliser
   corrected. The printed factor ``1/(sqrt(2 pi) sigma^2)`` is the erratum
-  "47.1135" of ``derivations/errata.py``: over the plane the Gaussian
+  "47.1135" of :mod:`partitionnet.derivations.errata`: over the plane the Gaussian
   ``exp(-(k^2 + l^2) / (2 sigma^2))`` has mass ``2 pi sigma^2``, so the
   two-dimensional normaliser is ``1 / (2 pi sigma^2)``;
 * :func:`sobel` and :func:`prewitt`, the gradient operators of (47.1140a-b);
