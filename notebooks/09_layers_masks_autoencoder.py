@@ -48,7 +48,7 @@ from sklearn.datasets import load_digits
 
 import partitionnet as pn
 from partitionnet import layers as L, masks
-from partitionnet.layout import from_stack, to_stack
+from partitionnet.layout import to_stack
 
 FAST = os.environ.get("PARTITIONNET_NOTEBOOK_FAST", "0") == "1"
 print("fast mode" if FAST else "full mode")
@@ -157,13 +157,16 @@ plt.show()
 # %% [markdown]
 # ## 9.3 An autoencoder from correlations and transposed correlations
 #
-# | layer | maps in → out | what it is |
-# |---|---|---|
-# | `Correlation(16, kernel=3, stride=2, padding=1)`, tanh | $1 \times 8{\times}8 \to 16 \times 4{\times}4$ | the book's layer (47.1212), strided |
-# | `Correlation(8, kernel=3, stride=2, padding=1)`, tanh | $16 \times 4{\times}4 \to 8 \times 2{\times}2$ | the code: 32 numbers |
-# | `TransposedCorrelation(16, kernel=3, stride=2, padding=1, output_padding=1)`, tanh | $8 \times 2{\times}2 \to 16 \times 4{\times}4$ | (47.1257) read forward |
-# | `TransposedCorrelation(1, kernel=3, stride=2, padding=1, output_padding=1)`, sigmoid | $16 \times 4{\times}4 \to 1 \times 8{\times}8$ | back to the image |
-# | `Flatten(order="C")` | $\to 64$ | `fit` trains vector outputs |
+# The network, with the maps each layer passes on:
+#
+# - `Correlation(16, kernel=3, stride=2, padding=1)` and tanh: $1 \times 8{\times}8 \to 16 \times 4{\times}4$,
+#   the book's layer (47.1212) with a stride;
+# - `Correlation(8, kernel=3, stride=2, padding=1)` and tanh: $\to 8 \times 2{\times}2$, the code of 32 numbers;
+# - `TransposedCorrelation(16, kernel=3, stride=2, padding=1, output_padding=1)` and tanh:
+#   $\to 16 \times 4{\times}4$, the operator (47.1257) read forward;
+# - `TransposedCorrelation(1, kernel=3, stride=2, padding=1, output_padding=1)` and a sigmoid:
+#   $\to 1 \times 8{\times}8$, back to the image;
+# - `Flatten(order="C")`: $\to 64$, since `fit` trains vector outputs.
 #
 # The loss is the book's squared error $\lVert\gamma - y\rVert^2$ (47.1227), with the image itself as the
 # target $\gamma$ (flattened in the same row-major order as the output), and `fit` takes mini-batches of four

@@ -1,4 +1,8 @@
-"""Export a :class:`~partitionnet.ConvNet` to PyTorch, and bring parameters back.
+"""PyTorch models in and out: :func:`from_torch` imports a ``Sequential``, :func:`to_torch` exports a ConvNet.
+
+Any :class:`~partitionnet.Network` exports with ``net.to_torch()`` (each layer's twin) and comes back
+with :func:`from_torch`; :func:`gradients_from_torch` reads torch's ``.grad`` under the network's
+parameter names. The rest of this docstring is about the book's :class:`~partitionnet.ConvNet`.
 
 PyTorch is an optional dependency (``pip install partitionnet[torch]``).
 This module imports without it; the functions raise ``ImportError`` with
@@ -492,7 +496,8 @@ def _import_child(m, where, state):
         theta = -_numbers(m.bias) if m.bias is not None else np.zeros(m.out_features)
         return L.Dense(m.out_features), {"W": _numbers(m.weight), "theta": theta}
     if isinstance(m, nn.Softmax):
-        if not state["vector"] or m.dim not in (1, -1):
+        one_map = not state["vector"] and state["maps"] == 1 and len(state["shape"]) == 1 and m.dim in (2, -1)
+        if not one_map and (not state["vector"] or m.dim not in (1, -1)):
             raise ValueError(f"{where}: Softmax is supported over the features of a vector (dim=1 after Flatten), "
                              f"got dim={m.dim} on {state['maps']} maps of shape {state['shape']}")
         return L.Softmax(), {}

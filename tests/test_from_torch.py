@@ -197,10 +197,11 @@ def round_trip_networks():
                                 L.Pool("max", 2, drop_remainder=True),
                                 L.Correlation(2, kernel=2, connections=[[0, 2], [1]]),     # a table (47.1213)
                                 L.GlobalPool("mean"), L.Flatten()], rng=3), None),
+        (pn.Network((5,), 1, [L.Correlation(1, kernel=2, padding="same"), L.Softmax()], rng=4), None),  # one 1-D map
     ]
 
 
-@pytest.mark.parametrize("case", range(4))
+@pytest.mark.parametrize("case", range(5))
 def test_round_trip_through_to_torch(case):
     net, kinds = round_trip_networks()[case]
     module = net.to_torch()
