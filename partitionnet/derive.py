@@ -125,6 +125,9 @@ class LayerDerivation:
     def name(self) -> str:
         return self.layer.name
 
+    def __repr__(self) -> str:
+        return f"LayerDerivation({self.name!r}, {self.layer.kind}, J^T {self.shape} with {self.nnz} nonzeros)"
+
 
 @dataclass
 class Derivation:
@@ -142,6 +145,10 @@ class Derivation:
 
     def __str__(self) -> str:
         return self.text
+
+    def __repr__(self) -> str:
+        proof = self.summary() if self.checked else "not checked"
+        return (f"Derivation({self.format}, {len(self.layers)} layers, {len(self.text)} characters; {proof})")
 
     @property
     def failed(self) -> list:
