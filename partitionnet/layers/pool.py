@@ -147,32 +147,42 @@ class Pool(Layer):
     def _fused_forward(self, x):
         blocks = self._blocks(x)
         nd = len(self.in_shape)
-        axes = tuple(2 * a + 1 for a in range(nd))                          # the window axes
         P_out, N, D = self.T.P_out, x.shape[1], x.shape[2]
+        views = [blocks[_offset_index(offset, nd)] for offset in np.ndindex(*self.T.window)]   # row-major
         if self.pool_kind == "mean":
-            return blocks.mean(axis=axes).reshape(P_out, N, D), None
-        t = blocks.max(axis=axes)
-        # Which offset holds the max, first in row-major order of the window (PyTorch's tie rule):
-        # walk the offsets from last to first, so the earliest hit is written last.
-        which = np.zeros(t.shape, dtype=np.int16)
-        offsets = list(np.ndindex(*self.T.window))                          # row-major over (w_1, ..., w_k)
-        for k in range(len(offsets) - 1, -1, -1):
-            index = _offset_index(offsets[k], nd)
-            np.copyto(which, k, where=blocks[index] == t)
+            t = views[0].copy()
+            for v in views[1:]:
+                t += v
+            t *= t.dtype.type(1.0 / len(views))
+            return t.reshape(P_out, N, D), None
+        # A running maximum over the window offsets in row-major order; an offset replaces the best so far
+        # only when strictly larger, so ties keep the first maximiser (PyTorch's rule). ``which`` is updated
+        # by arithmetic, not by a masked copy: a data-dependent mask costs a branch misprediction per entry.
+        t = views[0].copy()
+        which = np.zeros(t.shape, dtype=np.int8 if len(views) <= 127 else np.int32)
+        step = np.empty_like(which)
+        for k in range(1, len(views)):
+            larger = np.greater(views[k], t)
+            np.maximum(t, views[k], out=t)
+            np.subtract(which.dtype.type(k), which, out=step)                # which = larger ? k : which
+            np.multiply(step, larger, out=step)
+            which += step
         return t.reshape(P_out, N, D), which
 
     def _fused_backward(self, x_shape, which, dt):
-        dx = np.zeros(x_shape, dtype=dt.dtype)
+        tiled = all(n % w == 0 for n, w in zip(self.in_shape, self.T.window))
+        dx = (np.empty if tiled else np.zeros)(x_shape, dtype=dt.dtype)     # a dropped remainder stays zero
         blocks = self._blocks(dx)                                           # a view: writing it fills dx
         nd = len(self.in_shape)
         dt = dt.reshape(tuple(blocks.shape[2 * a] for a in range(nd)) + dt.shape[1:])
+        offsets = list(np.ndindex(*self.T.window))
         if self.pool_kind == "mean":
-            r = int(np.prod(self.T.window))
-            for offset in np.ndindex(*self.T.window):
-                blocks[_offset_index(offset, nd)] = dt / r
+            share = dt * dt.dtype.type(1.0 / len(offsets))
+            for offset in offsets:
+                blocks[_offset_index(offset, nd)] = share
             return dx
-        for k, offset in enumerate(np.ndindex(*self.T.window)):
-            blocks[_offset_index(offset, nd)] = np.where(which == k, dt, 0)
+        for k, offset in enumerate(offsets):                                # every entry written exactly once
+            np.multiply(dt, which == k, out=blocks[_offset_index(offset, nd)])
         return dx
 
     def _build_sliding(self, where, window, stride, padding) -> None:

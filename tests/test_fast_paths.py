@@ -1,0 +1,68 @@
+"""The fused pooling fast path: ties, dtypes and dropped remainders against PyTorch and the literal T form."""
+import numpy as np
+import pytest
+
+from partitionnet import Network, layers as L
+from partitionnet.layout import from_stack, to_stack
+
+torch = pytest.importorskip("torch")
+
+
+def tied_input(shape, rng, dtype):
+    """Values from {0, 1, 2} (after a ReLU most windows hold ties), with whole windows of zeros."""
+    x = rng.integers(0, 3, shape).astype(dtype)
+    x[..., :2, :2] = 0
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, window", [((6, 8), 2), ((5, 7), (2, 3)), ((4, 4, 6), 2), ((9,), 3)])
+def test_max_pool_ties_pick_torchs_maximiser(dtype, shape, window, rng):
+    """Forward and gradient equal torch's max_pool on inputs full of ties (first maximiser, row-major)."""
+    net = Network(shape, 3, [L.Pool("max", window, drop_remainder=True)], dtype=dtype)   # torch floors too
+    layer = net.layers[0]
+    assert layer.fused
+    x = tied_input((4, 3) + shape, rng, dtype)
+    u = rng.standard_normal((4,) + net.output_shape).astype(dtype)
+    xt = torch.from_numpy(x).requires_grad_(True)
+    pool = getattr(torch.nn.functional, f"max_pool{len(shape)}d")
+    yt = pool(xt, window)
+    (yt * torch.from_numpy(u)).sum().backward()
+    y = net.forward(x)
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(y, yt.detach().numpy())
+    _, res = layer.forward({}, to_stack(x))
+    dx, _ = layer.vjp({}, res, to_stack(u))             # the fast vjp, sensitivity u
+    assert dx.dtype == dtype
+    np.testing.assert_array_equal(from_stack(dx, shape), xt.grad.numpy())
+
+
+@pytest.mark.parametrize("kind", ["max", "mean"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_pooling_equals_the_literal_form_with_a_dropped_remainder(kind, dtype, rng):
+    net = Network((7, 5), 2, [L.Pool(kind, (2, 2), drop_remainder=True)], dtype=dtype)
+    layer = net.layers[0]
+    assert layer.fused
+    x = to_stack(tied_input((3, 2, 7, 5), rng, dtype))
+    t, res = layer.forward({}, x)
+    dt = rng.standard_normal(t.shape).astype(dtype)
+    dx, _ = layer.vjp({}, res, dt)
+    dx_l, _ = layer.vjp_literal({}, res, dt)
+    assert dx.dtype == dtype and t.dtype == dtype
+    np.testing.assert_allclose(dx, dx_l, rtol=1e-6 if dtype == np.float32 else 1e-14, atol=0)
+    # the rows and columns that no window covers get no gradient
+    maps = dx.reshape(5, 7, 3, 2)                       # column-stacked (7, 5): last axis slowest
+    assert not maps[4].any() and not maps[:, 6].any()
+
+
+def test_max_pool_with_many_window_offsets():
+    """More than 127 offsets in a window: the maximiser index does not wrap around."""
+    net = Network((12, 12), 1, [L.Pool("max", 12)])
+    x = np.zeros((2, 1, 12, 12))
+    x[0, 0, 11, 10] = 5.0                              # offset 11*12 + 10 = 142 in row-major order
+    x[1, 0, 11, 11] = -1.0
+    x[1] -= 2.0
+    x[1, 0, 11, 11] = -1.0                             # the last offset, 143
+    g = net.input_gradient(x, net.forward(x) - 0.5)
+    assert g[0, 0, 11, 10] == 1.0 and np.count_nonzero(g[0]) == 1
+    assert g[1, 0, 11, 11] == 1.0 and np.count_nonzero(g[1]) == 1
