@@ -110,7 +110,8 @@ def choose_shown(entry) -> None:
         return
     linear = getattr(layer, "linear", False)
     blocks = not layer.in_vector and not layer.out_vector
-    if linear and blocks and layer.P_in <= 2 * PRINT_LIMIT and layer.P_out <= PRINT_LIMIT:     # a tall sparse block fits
+    # one block of the operator, when it fits (a tall sparse block is allowed twice the rows)
+    if linear and blocks and layer.P_in <= 2 * PRINT_LIMIT and layer.P_out <= PRINT_LIMIT:
         if entry.operator is not None:
             entry.shown = entry.operator[:layer.P_in, :layer.P_out]
         elif layer.kind == "correlation":
@@ -176,7 +177,8 @@ def _io(layer) -> str:
     if layer.in_vector:
         inp = f"a vector of $n = {layer.P_in}$ entries"
     else:
-        inp = f"$D_{{in}} = {layer.in_maps}$ map{'s' if layer.in_maps > 1 else ''} of shape ${_shape(layer.in_shape)}$ " \
+        inp = f"$D_{{in}} = {layer.in_maps}$ map{'s' if layer.in_maps > 1 else ''} " \
+              f"of shape ${_shape(layer.in_shape)}$ " \
               f"($M = {layer.P_in}$ entries each)"
     if layer.out_vector:
         out = f"a vector of ${layer.P_out}$ entries"
@@ -264,7 +266,8 @@ def _pool(layer, entry):
         forward = [("p", f"{_io(layer)} Overlapping or padded {kind} pooling: the regions are the rows of a "
                          f"pooling partition $V_{{pool}}$ (${V.P * V.S}\\times {V.M}$, 47.1149), not a permutation."),
                    ("math", "t^{(d)}(p') = \\mathrm{pool}\\big(y^{(d)}(\\Omega_{p'})\\big), \\quad "
-                            "g_{p'} = \\partial t^{(d)}(p') / \\partial y^{(d)}(\\Omega_{p'}) \\qquad (47.1187, 47.1196)")]
+                            "g_{p'} = \\partial t^{(d)}(p') / \\partial y^{(d)}(\\Omega_{p'}) "
+                            "\\qquad (47.1187, 47.1196)")]
         backward = [("math", "b^{(d)} = V_{pool}^T\\, \\mathrm{col}\\{v^{(d)}(p')\\, g_{p'}\\} "
                              "\\qquad \\text{(replaces (47.1204) when regions overlap)}")]
         name = "V_{pool}^T U"
@@ -294,7 +297,8 @@ def _activation(layer, entry):
 
 def _flatten(layer, entry):
     forward = [("p", _io(layer)),
-               ("math", f"y_1 = \\mathrm{{col}}\\{{t^{{(1)}}, \\ldots, t^{{({layer.in_maps})}}\\}} \\qquad (47.1215, 47.1217)")]
+               ("math", f"y_1 = \\mathrm{{col}}\\{{t^{{(1)}}, \\ldots, t^{{({layer.in_maps})}}\\}} "
+                        "\\qquad (47.1215, 47.1217)")]
     perm = " a permutation (torch's row-major order within each map)" if layer.order == "C" else " the identity"
     backward = [("p", "Block $d$ of the sensitivity of $y_1$ is the sensitivity of map $d$ (47.1220, 47.1241): the "
                       f"operator is{perm}.")]
@@ -304,12 +308,14 @@ def _flatten(layer, entry):
 def _dense(layer, entry):
     n, m = layer.n, layer.P_in
     forward = [("p", _io(layer)),
-               ("math", f"z_{{\\ell+1}} = W_\\ell\\, y_\\ell - \\theta_\\ell, \\quad W_\\ell \\in \\mathbb{{R}}^{{{n}\\times {m}}}"
+               ("math", f"z_{{\\ell+1}} = W_\\ell\\, y_\\ell - \\theta_\\ell, \\quad "
+                        f"W_\\ell \\in \\mathbb{{R}}^{{{n}\\times {m}}}"
                         " \\qquad (47.1216)")]
     backward = [("math", "\\partial \\ell / \\partial y_\\ell = W_\\ell^T \\delta_{\\ell+1} \\qquad "
                          "\\text{(then } f'(z_\\ell)\\odot \\text{ in front: 47.1234)}")]
     gradients = [("math", "\\frac{\\partial \\ell}{\\partial W_\\ell} = \\delta_{\\ell+1} y_\\ell^T, \\qquad "
-                          "\\frac{\\partial \\ell}{\\partial \\theta_\\ell} = -\\delta_{\\ell+1} \\qquad (47.1263, 47.1264)")]
+                          "\\frac{\\partial \\ell}{\\partial \\theta_\\ell} = -\\delta_{\\ell+1} "
+                          "\\qquad (47.1263, 47.1264)")]
     return forward, backward, "W_\\ell^T", f"dense ${m}\\times {n}$", gradients
 
 
@@ -459,7 +465,8 @@ def chain_blocks(derivation) -> list:
     blocks.append(("p", "The gradients of layer $k$'s parameters use $\\delta_k$ and the layer's input (the "
                         "formulas of its section)." + (
                             " For this network the whole chain was formed in SymPy, every sensitivity an exact "
-                            "expression in the symbolic weights and $\\delta_L$." if derivation.chain is not None else "")))
+                            "expression in the symbolic weights and $\\delta_L$."
+                            if derivation.chain is not None else "")))
     return blocks
 
 
@@ -475,7 +482,8 @@ def update_blocks(net) -> list:
                     "(47.1264), the bias moves by $+\\mu \\delta_{\\ell+1}$):"),
               ("math", "W_\\ell \\leftarrow (1 - 2\\mu\\rho_2) W_\\ell - \\mu\\, \\delta_{\\ell+1} y_\\ell^T, "
                        "\\qquad \\theta_\\ell \\leftarrow \\theta_\\ell + \\mu\\, \\delta_{\\ell+1}"),
-              ("math", "W_c \\leftarrow (1 - 2\\mu\\rho_1) W_c - \\mu\\, (\\mathbb{1}_{D_c}^T \\otimes H_{c-1})\\Delta_c, "
+              ("math", "W_c \\leftarrow (1 - 2\\mu\\rho_1) W_c - \\mu\\, "
+                       "(\\mathbb{1}_{D_c}^T \\otimes H_{c-1})\\Delta_c, "
                        "\\qquad \\Theta_c \\leftarrow \\Theta_c + \\mu\\, (\\mathbb{1}_{D_c}^T \\otimes "
                        "\\mathbb{1}_{D_{c-1}} \\mathbb{1}_{P_c}^T)\\Delta_c"),
               ("p", "and for every other parameter $p \\leftarrow p - \\mu\\, \\partial \\ell / \\partial p$. "
