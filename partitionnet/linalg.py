@@ -97,6 +97,8 @@ def convolution_matrix(layer, input_shape=None, *, layout: str = "seed", params=
             A = B if A is None else (B @ A).tocsr()
             first = built if first is None else first
             last = built
+        A = sp.csr_array(A)
+        A.sort_indices()
         return _to_layout(A, _seed_in(first), _seed_out(last), layout)
     if isinstance(layer, Layer):
         if not layer.built:
@@ -108,10 +110,8 @@ def convolution_matrix(layer, input_shape=None, *, layout: str = "seed", params=
     if _is_torch_module(layer):
         if params is not None:
             raise ValueError("params applies to partitionnet layers only; a torch module carries its own weights")
-        A, in_shape, out_shape = _torch_matrix(layer, input_shape)
-        if layout == "seed":
-            A = _permute(A, _torch_to_seed(out_shape), _torch_to_seed(in_shape))
-        return A
+        A, _, _ = _torch_matrix(layer, input_shape, layout)
+        return sp.csr_array(A)
     raise TypeError(f"layer must be a partitionnet Network, a built partitionnet layer or a torch.nn.Module, got "
                     f"{val.kind_of(layer)}")
 
@@ -156,7 +156,14 @@ def spectral_norm(layer, input_shape=None, *, params=None, tol: float = 0.0) -> 
     if min(shape) < 3:
         dense = op.toarray() if sp.issparse(op) else np.asarray(op @ np.eye(shape[1]))
         return float(np.linalg.svd(dense, compute_uv=False)[0])
-    lin = spla.aslinearoperator(op)
+    if sp.issparse(op):
+        # both products row-wise: A^T kept as its own CSR array (a CSC product scatters, about 1.5x slower)
+        A = sp.csr_array(op)
+        AT = A.T.tocsr()
+        lin = spla.LinearOperator(A.shape, matvec=A.__matmul__, rmatvec=AT.__matmul__, matmat=A.__matmul__,
+                                  rmatmat=AT.__matmul__, dtype=np.float64)
+    else:
+        lin = spla.aslinearoperator(op)
     v0 = np.random.default_rng(0).standard_normal(min(shape))
     s = spla.svds(lin, k=1, tol=tol, v0=v0, return_singular_vectors=False, solver="arpack")
     return float(s[0])
@@ -261,8 +268,12 @@ def _is_torch_module(obj) -> bool:
     return isinstance(obj, torch.nn.Module)
 
 
-def _torch_matrix(module, input_shape):
-    """``(A, in_shape, out_shape)`` in the torch layout; shapes are one sample's, ``(C, *spatial)`` or ``(Q,)``."""
+def _torch_matrix(module, input_shape, layout):
+    """``(A, in_shape, out_shape)`` in ``layout``; shapes are one sample's, ``(C, *spatial)`` or ``(Q,)``.
+
+    Every module's matrix maps its input in ``layout`` to its output in ``layout`` (a vector has one
+    order), so the matrices of a ``Sequential`` multiply in either layout.
+    """
     from torch import nn
 
     if isinstance(module, nn.Sequential):
@@ -271,23 +282,25 @@ def _torch_matrix(module, input_shape):
         A, shape, first = None, input_shape, None
         for i, sub in enumerate(module):
             try:
-                B, s_in, s_out = _torch_matrix(sub, shape)
+                B, s_in, s_out = _torch_matrix(sub, shape, layout)
             except (TypeError, ValueError) as err:
                 raise type(err)(f"Sequential module {i} ({type(sub).__name__}): {err}") from None
             first = s_in if first is None else first
             A = B if A is None else (B @ A).tocsr()
             shape = s_out
-        return sp.csr_array(A), first, shape
+        A = sp.csr_array(A)
+        A.sort_indices()                        # a sparse product leaves each row's columns unordered
+        return A, first, shape
     conv = {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}
     tconv = {nn.ConvTranspose1d: 1, nn.ConvTranspose2d: 2, nn.ConvTranspose3d: 3}
     pool = {nn.AvgPool1d: 1, nn.AvgPool2d: 2, nn.AvgPool3d: 3}
     kind = type(module)
     if kind in conv:
-        return _conv_matrix(module, conv[kind], input_shape)
+        return _conv_matrix(module, conv[kind], input_shape, layout)
     if kind in tconv:
-        return _conv_transpose_matrix(module, tconv[kind], input_shape)
+        return _conv_transpose_matrix(module, tconv[kind], input_shape, layout)
     if kind in pool:
-        return _avgpool_matrix(module, pool[kind], input_shape)
+        return _avgpool_matrix(module, pool[kind], input_shape, layout)
     if kind is nn.Linear:
         W = module.weight.detach().cpu().numpy().astype(np.float64)
         if input_shape is not None:
@@ -305,7 +318,11 @@ def _torch_matrix(module, input_shape):
             raise ValueError(f"only Flatten(start_dim=1, end_dim=-1) is supported, got start_dim={module.start_dim}, "
                              f"end_dim={module.end_dim}")
         n = int(np.prod(shape))
-        return sp.eye_array(n, format="csr"), shape, (n,)
+        if layout == "torch" or len(shape) == 1:
+            return sp.eye_array(n, format="csr"), shape, (n,)
+        # torch's flatten reads the maps in C order: entry t of the vector is seed entry seed_of_torch[t]
+        seed_of_torch = np.argsort(_torch_to_seed(shape))
+        return sp.csr_array((np.ones(n), seed_of_torch, np.arange(n + 1)), shape=(n, n)), shape, (n,)
     raise TypeError(f"convolution_matrix supports Conv1d/2d/3d, ConvTranspose1d/2d/3d, Linear, AvgPool1d/2d/3d, "
                     f"Flatten, Identity and Sequential of them; got {kind.__name__}")
 
@@ -339,28 +356,68 @@ def _torch_padding(padding, ndim):
     return tuple(int(p) for p in padding)
 
 
-def _weight_matrix(W: np.ndarray, part: Partition, groups: int, C_in: int):
-    """The seed-layout matrix of a grouped correlation, in O(nnz): ``W`` is torch's ``(C_out, C_in/g, *k)``.
+def _c_of_f(shape) -> np.ndarray:
+    """``c_of_f[f]``: the C-order (row-major) index of the entry whose column-stacked index is ``f``."""
+    return np.arange(int(np.prod(shape))).reshape(shape).ravel(order="F")
 
-    Output map ``co`` reads input map ``ci`` of its group through the blocks of (47.1215): row
-    ``co*P + p``, column ``ci*M + indices[p, s]``, entry ``W[co, ci mod (C_in/g), s]``.
+
+def _f_of_c(shape) -> np.ndarray:
+    """``f_of_c[c]``: the column-stacked index of the entry whose C-order index is ``c``."""
+    return np.arange(int(np.prod(shape))).reshape(shape, order="F").ravel()
+
+
+def _window_table(part: Partition, layout: str):
+    """``(table, c_order_kernel)``: the partition's ``(P, S)`` index table in ``layout``.
+
+    In the seed's layout it is ``part.indices`` (positions, window entries and map entries all
+    column-stacked, 47.1133). In torch's, rows follow the output positions in C order, columns the
+    kernel offsets in C order (as torch stores a kernel) and entries are C-order input indices; in both,
+    the entries of a row then increase, so the matrix built from it has sorted columns.
+    """
+    if layout == "seed":
+        return part.indices, False
+    table = part.indices[np.ix_(_f_of_c(part.output_shape), _f_of_c(part.kernel_shape))]
+    c_of_f = np.append(_c_of_f(part.input_shape), -1)               # -1 (padding) stays -1
+    return c_of_f[table], True
+
+
+def _weight_matrix(W: np.ndarray, part: Partition, groups: int, C_in: int, layout: str) -> sp.csr_array:
+    """The matrix of a grouped correlation in ``layout``, written straight into CSR in O(nnz).
+
+    ``W`` is torch's ``(C_out, C_in/g, *k)``. Output map ``co`` reads input map ``ci`` of its group
+    through the block of (47.1215): row ``co*P + p``, column ``ci*M + table[p, s]``, entry
+    ``W[co, ci mod (C_in/g), s]``. Rows are produced in order, so no sort and no conversion.
     """
     C_out, per_group = W.shape[0], W.shape[1]
     out_per_group = C_out // groups
     P, S, M = part.P, part.S, part.M
-    # torch flattens the kernel row-major; the partition numbers a window's entries column-stacked (47.1133)
-    s_order = np.arange(S).reshape(W.shape[2:]).ravel(order="F")
-    Wf = W.reshape(C_out, per_group, S)[:, :, s_order]              # (C_out, C_in/g, S), s in Partition order
-    p_idx, s_idx = np.nonzero(part.indices >= 0)                    # the window entries that are not padding
-    m_idx = part.indices[p_idx, s_idx]
-    co = np.arange(C_out)[:, None, None]
-    jj = np.arange(per_group)[None, :, None]
-    ci = (co // out_per_group) * per_group + jj                      # the input map of (co, jj)
-    vals = Wf[:, :, s_idx]                                           # (C_out, C_in/g, nnz per pair)
-    rows = np.broadcast_to(co * P + p_idx[None, None, :], vals.shape)
-    cols = np.broadcast_to(ci * M + m_idx[None, None, :], vals.shape)
-    shape = (C_out * P, C_in * M)
-    return sp.csr_array((vals.ravel(), (rows.ravel(), cols.ravel())), shape=shape)
+    table, c_order_kernel = _window_table(part, layout)
+    Wf = W.reshape(C_out, per_group, S)                              # torch flattens the kernel row-major ...
+    if not c_order_kernel:                                           # ... the seed column-stacks it (47.1133)
+        Wf = Wf[:, :, _c_of_f(W.shape[2:])]
+    p_idx, s_idx = np.nonzero(table >= 0)                            # window entries inside the map, row by row
+    m_idx = table[p_idx, s_idx]
+    E = p_idx.size
+    count = np.bincount(p_idx, minlength=P)                          # entries of each window
+    start = np.concatenate(([0], np.cumsum(count)[:-1]))
+    # one output map's rows: for each position p, the per_group input maps of its group, each with the
+    # window's entries; (jj, e) goes to place start[p]*per_group + jj*count[p] + (e - start[p])
+    jj = np.arange(per_group)[:, None]
+    place = (start[p_idx] * (per_group - 1))[None, :] + jj * count[p_idx][None, :] + np.arange(E)[None, :]
+    seq_jj = np.empty(per_group * E, dtype=np.int64)
+    seq_e = np.empty(per_group * E, dtype=np.int64)
+    seq_jj[place.ravel()] = np.repeat(np.arange(per_group), E)
+    seq_e[place.ravel()] = np.tile(np.arange(E), per_group)
+    co = np.arange(C_out)[:, None]
+    first_in = (co // out_per_group) * per_group                     # the first input map of co's group
+    itype = np.int32 if max(C_in * M, C_out * per_group * E) < np.iinfo(np.int32).max else np.int64
+    data = Wf[co, seq_jj[None, :], s_idx[seq_e][None, :]].astype(np.float64, copy=False).ravel()
+    indices = ((first_in + seq_jj[None, :]) * M + m_idx[seq_e][None, :]).astype(itype).ravel()
+    row_len = np.tile(per_group * count, C_out)
+    indptr = np.concatenate(([0], np.cumsum(row_len))).astype(itype)
+    A = sp.csr_array((data, indices, indptr), shape=(C_out * P, C_in * M))
+    A.has_sorted_indices = True
+    return A
 
 
 def _conv_geometry(module, ndim):
@@ -370,7 +427,7 @@ def _conv_geometry(module, ndim):
             tuple(module.dilation), int(module.groups))
 
 
-def _conv_matrix(module, ndim, input_shape):
+def _conv_matrix(module, ndim, input_shape, layout):
     kernel, stride, padding, dilation, groups = _conv_geometry(module, ndim)
     shape = _sample_shape(input_shape, ndim, module.in_channels, type(module).__name__)
     if isinstance(padding, str) and padding == "same" and any(s != 1 for s in stride):  # pragma: no cover
@@ -381,12 +438,11 @@ def _conv_matrix(module, ndim, input_shape):
         if part.output_shape != shape[1:]:  # pragma: no cover - defensive
             raise ValueError(f"'same' padding gave {part.output_shape} for {shape[1:]}")
     W = module.weight.detach().cpu().numpy().astype(np.float64)
-    A_seed = _weight_matrix(W, part, groups, shape[0])
     out_shape = (module.out_channels,) + part.output_shape
-    return _seed_to_torch(A_seed, shape, out_shape), shape, out_shape
+    return _weight_matrix(W, part, groups, shape[0], layout), shape, out_shape
 
 
-def _conv_transpose_matrix(module, ndim, input_shape):
+def _conv_transpose_matrix(module, ndim, input_shape, layout):
     """``ConvTranspose`` is the adjoint of the correlation with the same weight, read from its output to its input."""
     kernel, stride, padding, dilation, groups = _conv_geometry(module, ndim)
     out_pad = tuple(int(p) for p in module.output_padding)
@@ -405,12 +461,11 @@ def _conv_transpose_matrix(module, ndim, input_shape):
                          output_shape=shape[1:], kernel_shape=kernel)
     W = module.weight.detach().cpu().numpy().astype(np.float64)      # (C_in, C_out/g, *k)
     out_shape = (module.out_channels,) + spatial_out
-    A_adj = _weight_matrix(W, part, groups, module.out_channels)     # correlation out_shape -> shape (seed)
-    A_seed = sp.csr_array(A_adj.T)
-    return _seed_to_torch(A_seed, shape, out_shape), shape, out_shape
+    A_adj = _weight_matrix(W, part, groups, module.out_channels, layout)   # correlation out_shape -> shape
+    return A_adj.T.tocsr(), shape, out_shape
 
 
-def _avgpool_matrix(module, ndim, input_shape):
+def _avgpool_matrix(module, ndim, input_shape, layout):
     name = type(module).__name__
     as_tuple = lambda v: (int(v),) * ndim if isinstance(v, numbers.Integral) else tuple(int(a) for a in v)
     kernel = as_tuple(module.kernel_size)
@@ -439,4 +494,4 @@ def _avgpool_matrix(module, ndim, input_shape):
     vals = np.broadcast_to(weights[p_idx][None, :], (C, p_idx.size)).ravel()
     out_shape = (C,) + part.output_shape
     A_seed = sp.csr_array((vals, (rows, cols)), shape=(C * part.P, C * part.M))
-    return _seed_to_torch(A_seed, shape, out_shape), shape, out_shape
+    return _to_layout(A_seed, shape, out_shape, layout), shape, out_shape

@@ -46,6 +46,11 @@ def _check_both_layouts(module, shape, *, exact=True):
     A_torch = convolution_matrix(module, shape, layout="torch")
     A_seed = convolution_matrix(module, shape, layout="seed")
     assert isinstance(A_torch, sp.csr_array) and isinstance(A_seed, sp.csr_array)
+    for A in (A_torch, A_seed):                 # canonical CSR: columns strictly increase along every row
+        steps = np.diff(A.indices)
+        starts = A.indptr[1:-1][(A.indptr[1:-1] > 0) & (A.indptr[1:-1] < A.nnz)] - 1
+        steps[starts] = 1
+        assert (steps > 0).all()
     assert A_torch.shape == J.shape
     J_seed = J[np.ix_(layout_permutation(out_shape), layout_permutation(shape))]
     if exact:
