@@ -172,7 +172,8 @@ def operator_is_exact(layer, rng):
         point = {}
     else:
         values = random_input(layer, rng, n=1)[:, 0, :]                       # (P, D) floats
-        rational = np.vectorize(lambda v: sympy.Rational(v).limit_denominator(97), otypes=[object])(values)
+        # multiples of 1/4096: exact, small, and as distinct as the inputs (no ties for max, whatever the size)
+        rational = np.vectorize(lambda v: sympy.Rational(int(round(v * 4096)), 4096), otypes=[object])(values)
         point = {x_sym[i]: v for i, v in enumerate(rational.T.reshape(-1))}
         op = layer.operator(p_sym, rational, algebra=SYMPY)
         jac = jac.xreplace(point)               # one structural pass: far faster than subs on Max(...)
