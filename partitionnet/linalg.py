@@ -234,7 +234,9 @@ def _check_shape_agrees(given, actual, what):
 
 # ---------------------------------------------------------------------------- partitionnet layers
 def _seed_in(layer) -> tuple:
-    return (layer.in_maps * layer.P_in,) if getattr(layer, "in_vector", False) else (layer.in_maps,) + tuple(layer.in_shape)
+    if getattr(layer, "in_vector", False):
+        return (layer.in_maps * layer.P_in,)
+    return (layer.in_maps,) + tuple(layer.in_shape)
 
 
 def _seed_out(layer) -> tuple:

@@ -27,7 +27,7 @@ NOTEBOOKS = sorted(p.name for p in NB_DIR.glob("[0-9][0-9]_*.py"))
 CELL_TIMEOUT = 240  # seconds for any single cell in fast mode
 #: optional packages a notebook cannot run without (PyTorch is optional everywhere: cells skip it)
 NEEDS = {"06_training.py": ["mnist1d"], "07_derive_your_network.py": ["torch"],
-         "09_layers_masks_autoencoder.py": ["sklearn", "torch"]}
+         "08_operators_as_matrices.py": ["sklearn"], "09_layers_masks_autoencoder.py": ["sklearn", "torch"]}
 
 
 def read(name: str) -> nbformat.NotebookNode:
