@@ -83,6 +83,13 @@ def gradcheck(net, x, gamma, *, eps: float = 1e-6, atol: float = 1e-6, rtol: flo
     GradcheckError
         Naming the parameter (or ``'input'``), the entry, both values and how many entries disagree.
 
+    Notes
+    -----
+    Central differences need a differentiable point. Where a max pooling window holds two equal
+    largest values, or a ReLU input is within ``eps`` of 0, the two one-sided derivatives differ and
+    the difference quotient averages them, so a correct network can fail there: images with a
+    constant background make such ties. Add a little noise to ``x`` (or check a smooth network).
+
     Examples
     --------
     >>> import numpy as np

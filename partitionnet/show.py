@@ -15,6 +15,11 @@ AMSMATH_MAX_COLS = 10
 
 
 def _sparse(matrix, name: str = "matrix"):
+    # a Partition is its V (47.1149), a Pooling its permutation T (47.1203)
+    for method in ("matrix", "permutation"):
+        if callable(getattr(matrix, method, None)) and hasattr(matrix, "nnz"):
+            matrix = getattr(matrix, method)()
+            break
     try:
         A = sp.csr_array(matrix)
     except (TypeError, ValueError) as exc:
@@ -30,9 +35,10 @@ def grid(matrix, *, block_rows: int | None = None, max_rows: int = 1000, max_col
 
     Parameters
     ----------
-    matrix : array_like or scipy.sparse matrix
+    matrix : array_like, scipy.sparse matrix, Partition or Pooling
         A 2-D matrix, typically a partition matrix V (47.1149), its
-        membership matrix (47.1151) or a pooling permutation T (47.1201).
+        membership matrix (47.1151) or a pooling permutation T (47.1201);
+        a ``Partition`` stands for its V and a ``Pooling`` for its T.
     block_rows : int, optional
         Draw a rule every that many rows; pass S for a partition matrix, so
         that each subvector h_p = V_p h reads as one block.

@@ -169,3 +169,7 @@ def test_large_operators_render_a_spy_plot():
 def test_show_grid_is_the_text_form():
     V = Partition.sliding_window(3, 2)
     assert show.grid(V.matrix(), block_rows=V.S) == "1 . .\n. 1 .\n-----\n. 1 .\n. . 1"
+    assert show.grid(V, block_rows=V.S) == show.grid(V.matrix(), block_rows=V.S)      # V stands for its matrix
+    pool = Pooling.from_regions([[1, 0]], 2)
+    assert show.grid(pool) == show.grid(pool.permutation()) == ". 1\n1 ."
+    assert show.latex(V) == show.latex(V.matrix())
