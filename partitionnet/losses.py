@@ -24,7 +24,8 @@ def value(loss: str, y: np.ndarray, gamma: np.ndarray) -> float:
         return float(np.sum((gamma - y) ** 2))
     # Clip only inside the log: a predicted probability of exactly 0 for a
     # true class would otherwise give inf.
-    return float(-np.sum(gamma * np.log(np.clip(y, 1e-300, None))))
+    # (1e-300 is 0 in float32: clip at the dtype's smallest normal number where that is larger)
+    return float(-np.sum(gamma * np.log(np.clip(y, max(1e-300, float(np.finfo(y.dtype).tiny)), None))))
 
 
 def output_sensitivity(loss: str, output: str, z: np.ndarray, y: np.ndarray, gamma: np.ndarray,

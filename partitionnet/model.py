@@ -264,7 +264,8 @@ class Network:
         if self.loss_name == "squared":
             return float(np.sum((gam - y) ** 2))
         # Clip only inside the log: a predicted probability of exactly 0 for a true class would give inf.
-        return float(-np.sum(gam * np.log(np.clip(y, 1e-300, None))))
+        # (1e-300 is 0 in float32: clip at the dtype's smallest normal number where that is larger)
+        return float(-np.sum(gam * np.log(np.clip(y, max(1e-300, float(np.finfo(y.dtype).tiny)), None))))
 
     def _output_sensitivity(self, y: np.ndarray, gam: np.ndarray):
         """``(index of the first layer to walk back through, dloss/d(its output))``."""

@@ -66,3 +66,22 @@ def test_max_pool_with_many_window_offsets():
     g = net.input_gradient(x, net.forward(x) - 0.5)
     assert g[0, 0, 11, 10] == 1.0 and np.count_nonzero(g[0]) == 1
     assert g[1, 0, 11, 11] == 1.0 and np.count_nonzero(g[1]) == 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_is_finite_when_a_class_probability_underflows(dtype):
+    """float32 training: a softmax output of exactly 0 (1e-300 is 0 in float32) must not make the loss NaN."""
+    from partitionnet import ConvLayer, ConvNet
+
+    net = Network((2,), 1, [L.Flatten(), L.Dense(3), L.Softmax()], loss="cross_entropy", rng=0, dtype=dtype)
+    net.set_parameters({"dense1.W": np.array([[400.0, 0.0], [0.0, 0.0], [-400.0, 0.0]]), "dense1.theta": np.zeros(3)})
+    x = np.array([[[1.0, 0.0]]], dtype=dtype)
+    y = net.forward(x)
+    assert y[0, 2] == 0.0                                  # underflowed in both dtypes
+    with np.errstate(invalid="raise", divide="ignore"):
+        loss = net.loss(x, np.array([0]))
+        assert np.isfinite(loss) and loss < 1e-6
+        assert np.isfinite(net.loss(x, np.array([2])))    # the true class has probability 0: large, not inf
+    conv = ConvNet((4,), 1, [ConvLayer(1, kernel=2, pooling=None)], [2], output="softmax", loss="cross_entropy",
+                   rng=0, dtype=dtype)
+    assert np.isfinite(conv.loss(np.ones((1, 1, 4), dtype=dtype), np.array([1])))
