@@ -206,3 +206,31 @@ def test_a_broken_cross_reference_fails_the_build(tmp_path, name, good, bad):
     done = sphinx_build(src, tmp_path / "bad")
     assert done.returncode != 0, "a broken cross-reference did not fail the build"
     assert re.search(r"no_such_function|NoSuchClass|no_such_page", done.stderr), done.stderr[-3000:]
+
+
+# ---------------------------------------------------------------------- the generated pages, without a build
+def _extension():
+    sys.path.insert(0, str(DOCS / "_ext"))
+    try:
+        return importlib.import_module("partitionnet_docs")
+    finally:
+        sys.path.remove(str(DOCS / "_ext"))
+
+
+def test_a_failing_check_is_a_build_warning(monkeypatch):
+    # "What is proved" never publishes a failure quietly: a failed row is a warning, and -W turns it into an error.
+    from partitionnet.derivations._check import Check
+
+    ext = _extension()
+    checks = [Check("47.1149", "V from its subvectors", "symbolic", True, 0.1, ""),
+              Check("47.1257", "V^(d,d',c+1) = J^T", "symbolic", False, 0.2, "a residual of 2")]
+    monkeypatch.setattr(ext, "_checks", lambda docname: checks)
+    warned = []
+    monkeypatch.setattr(ext.logger, "warning", lambda *args, **kw: warned.append(args[0] % args[1:]))
+    table = ext.proved_text("proved")
+    assert "47.1257" in table and "FAILED" in table.upper()
+    assert len(warned) == 1 and "47.1257" in warned[0] and "a residual of 2" in warned[0]
+    checks[1] = checks[1].__class__(*[getattr(checks[1], f) for f in ("equation", "claim", "method")], True, 0.2, "")
+    warned.clear()
+    ext.proved_text("proved")
+    assert warned == []

@@ -113,6 +113,9 @@ def api_stub(qualname: str, documented: set[str]) -> str:
         doc = _attribute_doc(qualname, obj) or f"An object of type ``{type(obj).__name__}``."
         body = f".. currentmodule:: {module}\n\n.. py:data:: {name}\n\n" + "".join(
             f"   {line}\n" if line else "\n" for line in doc.splitlines())
+    if ">>>" in (inspect.getdoc(obj) or ""):
+        body += ("\n.. note::\n\n   The examples on this page are doctests: ``tests/test_docs.py`` runs every one of them, "
+                 "so each example shown here passes.\n")
     return head + body
 
 
