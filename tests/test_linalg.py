@@ -213,3 +213,39 @@ def test_bad_input_gets_clear_errors():
         convolution_matrix(L.Correlation(2, kernel=3))
     with pytest.raises(ValueError, match="tol must be"):
         spectral_norm(np.eye(3), tol=-1.0)
+
+
+LINEAR_CASES = [(kind, i) for kind, cls in sorted(L.REGISTRY.items()) for i, (layer, _, _) in
+                enumerate(cls.examples()) if getattr(layer.build(*cls.examples()[i][1:]), "linear", False)]
+
+
+@pytest.mark.parametrize("kind, i", LINEAR_CASES, ids=[f"{k}{i}" for k, i in LINEAR_CASES])
+def test_every_linear_layer_kind_is_its_matrix(kind, i):
+    """A vec(x) = forward(x) - forward(0) for every linear kind, in both layouts (the bias is left out)."""
+    from partitionnet.layers.contract import random_input, random_parameters
+    layer, in_maps, in_shape = L.REGISTRY[kind].examples()[i]
+    layer = layer.build(in_maps, in_shape)
+    rng = np.random.default_rng(i)
+    p = random_parameters(layer, rng)
+    x = random_input(layer, rng, n=1)                                  # (P_in, 1, D_in), maps column-stacked
+    y = layer.forward(p, x)[0][:, 0, :] - layer.forward(p, np.zeros_like(x))[0][:, 0, :]
+    A = convolution_matrix(layer, params=p)
+    np.testing.assert_allclose(A @ x[:, 0, :].T.reshape(-1), y.T.reshape(-1), atol=1e-12)
+    A_t = convolution_matrix(layer, params=p, layout="torch")
+    x_maps = np.stack([x[:, 0, j].reshape(in_shape, order="F") for j in range(in_maps)])
+    y_flat = (y.T.reshape(-1) if layer.out_vector else
+              np.stack([y[:, d].reshape(layer.out_shape, order="F") for d in range(layer.out_maps)]).reshape(-1))
+    np.testing.assert_allclose(A_t @ x_maps.reshape(-1), y_flat, atol=1e-12)
+
+
+@pytest.mark.parametrize("module, shape", [
+    (lambda: nn.Conv2d(4, 4, 3, stride=2, dilation=2, padding=2, groups=4), (4, 9, 8)),          # depthwise
+    (lambda: nn.Conv1d(6, 9, 4, stride=3, padding=5, groups=3), (6, 11)),
+    (lambda: nn.ConvTranspose2d(4, 6, (3, 2), stride=(2, 3), padding=(1, 0), output_padding=(1, 2), groups=2),
+     (4, 4, 3)),
+    (lambda: nn.ConvTranspose1d(3, 3, 3, stride=2, dilation=3, output_padding=2, groups=3), (3, 5)),
+    (lambda: nn.AvgPool1d(3, stride=2, padding=1, count_include_pad=False), (2, 8)),
+])
+def test_groups_depthwise_and_output_padding(module, shape):
+    torch.manual_seed(4)
+    _check_both_layouts(module(), shape)
