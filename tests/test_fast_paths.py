@@ -85,3 +85,17 @@ def test_cross_entropy_is_finite_when_a_class_probability_underflows(dtype):
     conv = ConvNet((4,), 1, [ConvLayer(1, kernel=2, pooling=None)], [2], output="softmax", loss="cross_entropy",
                    rng=0, dtype=dtype)
     assert np.isfinite(conv.loss(np.ones((1, 1, 4), dtype=dtype), np.array([1])))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_vjp_is_a_mask_with_zero_slope_at_the_kink(dtype):
+    """The relu fast vjp multiplies by [z > 0]: slope 0 at z = 0, as torch, and keeps the dtype."""
+    layer = Network((4,), 1, [L.Activation("relu")], dtype=dtype).layers[0]
+    z = np.array([-1.0, 0.0, -0.0, 2.0], dtype=dtype).reshape(4, 1, 1)
+    dy = np.array([3.0, 5.0, 7.0, 11.0], dtype=dtype).reshape(4, 1, 1)
+    y, res = layer.forward({}, z)
+    dx, _ = layer.vjp({}, res, dy)
+    assert dx.dtype == dtype and dx.ravel().tolist() == [0.0, 0.0, 0.0, 11.0]
+    zt = torch.from_numpy(z.ravel().copy()).requires_grad_(True)
+    torch.relu(zt).backward(torch.from_numpy(dy.ravel().copy()))
+    assert dx.ravel().tolist() == zt.grad.tolist()

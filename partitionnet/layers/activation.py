@@ -40,7 +40,11 @@ class Activation(Layer):
         return self.f(x), x
 
     def vjp(self, p, z, dy, *, need_input=True):
-        return (self.f_prime(z) * dy if need_input else None), {}
+        if not need_input:
+            return None, {}
+        if self.function == "relu":                     # f'(z) = [z > 0]: a mask, no float copy of it
+            return np.multiply(dy, z > 0), {}
+        return self.f_prime(z) * dy, {}
 
     def operator(self, p, x=None, *, algebra=SCIPY):
         """``diag(f'(x))`` with ``x`` one sample ``(P, D)``, vectorised map by map."""

@@ -43,7 +43,7 @@ from ..layout import kernel_to_torch
 from ..partition import Partition
 from .base import Layer, register
 from .correlation import (backprop_operator, block_diagonal, correlate_patches, group_table, spread_patches,
-                          weight_gradient)
+                          stack_sum, weight_gradient)
 
 __all__ = ["TransposedCorrelation", "transposed_length"]
 
@@ -239,7 +239,7 @@ class TransposedCorrelation(Layer):
         built from ``y`` (47.1271) and ``dTheta = -sum dx`` (47.1274).
         """
         H = self.V.gather(dx)                                                      # (S, P, N, D)
-        grads = {"W": weight_gradient(H, y, self.groups), "Theta": -dx.sum(axis=(0, 1))[None, :]}
+        grads = {"W": weight_gradient(H, y, self.groups), "Theta": -stack_sum(dx)[None, :]}
         if not need_input:
             return None, grads
         return correlate_patches(H, self.kernels(p["W"]), self.groups), grads
