@@ -137,9 +137,7 @@ def spectral_norm(layer, input_shape=None, *, params=None, tol: float = 0.0) -> 
     >>> round(spectral_norm(A), 12)
     3.0
     """
-    tol = val.as_real(tol, "tol") if not isinstance(tol, numbers.Real) else float(tol)
-    if tol < 0:
-        raise ValueError(f"tol must be >= 0, got {tol}")
+    tol = val.as_real(tol, "tol", low=0.0)
     if isinstance(layer, np.ndarray) or sp.issparse(layer) or isinstance(layer, spla.LinearOperator):
         if input_shape is not None or params is not None:
             raise ValueError("input_shape and params apply to layers, not to a matrix")

@@ -211,8 +211,12 @@ def test_bad_input_gets_clear_errors():
         convolution_matrix(net.layers[0], params={})
     with pytest.raises(ValueError, match="not built"):
         convolution_matrix(L.Correlation(2, kernel=3))
-    with pytest.raises(ValueError, match="tol must be"):
+    with pytest.raises(ValueError, match="tol must be a finite number >= 0"):
         spectral_norm(np.eye(3), tol=-1.0)
+    with pytest.raises(TypeError, match="tol must be a real number"):
+        spectral_norm(np.eye(3), tol=True)
+    with pytest.raises(ValueError, match="input_shape and params apply to layers"):
+        spectral_norm(np.eye(3), (3,))
 
 
 LINEAR_CASES = [(kind, i) for kind, cls in sorted(L.REGISTRY.items()) for i, (layer, _, _) in

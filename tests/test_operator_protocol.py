@@ -72,6 +72,11 @@ def test_pooling_is_its_permutation(name):
     y = np.arange(float(pool.P))
     np.testing.assert_array_equal(pool @ y, pool.permute(y))
     np.testing.assert_array_equal(pool.T @ (pool @ y), y)                    # T^T T = I (47.1204)
+    # a square operator: scipy's expm_multiply takes it too
+    from scipy.linalg import expm
+    trace = float(pool.permutation().diagonal().sum())
+    np.testing.assert_allclose(spla.expm_multiply(spla.aslinearoperator(pool), y, traceA=trace),
+                               expm(pool.permutation().toarray()) @ y, rtol=1e-10)
 
 
 LAYER_CASES = [(kind, i) for kind, cls in sorted(L.REGISTRY.items()) for i in range(len(cls.examples()))]
