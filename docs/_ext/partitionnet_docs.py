@@ -264,7 +264,8 @@ EQUATIONS = {
                r"\frac{\partial y}{\partial z} = \operatorname{diag}(y) - y y^{\mathsf T}",
     "flatten": r"y = \operatorname{col}\{\operatorname{vec} t^{(1)}, \dots, \operatorname{vec} t^{(D)}\} "
                r"\quad (47.1215)",
-    "dense": r"z = W y - \theta \quad (47.1218)",
+    "dense": r"z_{\ell+1} = W_\ell\, y_\ell - \theta_\ell \quad \text{(the listing after (47.1216); } W_1 "
+             r"\text{ as in (47.1218))}",
     "locally_connected": r"z^{(d)}_p = \sum_j \left(w_{j,p}^{(d)\mathsf T} h_{j,p} - \theta^{(d)}(j)\right)",
     "tiled_correlation": r"z^{(d)}_p = \sum_j \left(w_{j,\,p \bmod \tau}^{(d)\mathsf T} h_{j,p} "
                          r"- \theta^{(d)}(j)\right)",
