@@ -16,7 +16,7 @@ from . import train_cli
 from .partition import Partition
 from .pooling import Pooling
 
-# The seed's example (47.1149): M = 6, four subvectors of size 3 (1-based, as printed).
+# The book's example (47.1149): M = 6, four subvectors of size 3 (1-based, as printed).
 SEED_EXAMPLE = [[1, 4, 6], [2, 5, 4], [3, 6, 1], [2, 4, 1]]
 
 
@@ -58,9 +58,9 @@ def _cmd_show(args) -> int:
     if args.shape is None:
         if given:
             raise ValueError(f"{' and '.join(given)} {'needs' if len(given) == 1 else 'need'} --shape; without "
-                             "--shape, show prints the seed's example (47.1149) and takes no other option")
+                             "--shape, show prints the book's example (47.1149) and takes no other option")
         V = Partition.from_indices(SEED_EXAMPLE, 6, one_based=True)
-        out.append("The seed's example (47.1149): M = 6, P = 4 subvectors of S = 3 entries")
+        out.append("The book's example (47.1149): M = 6, P = 4 subvectors of S = 3 entries")
         out.append("index lists (1-based): " + "; ".join(str(r) for r in SEED_EXAMPLE))
         mats = [("partition matrix V (47.1149)", V.matrix(), V.S),
                 ("membership (I_P kron 1_S^T) V (47.1151)", V.membership(), None)]
@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("show", help="print a partition matrix V or a pooling permutation T",
                        description="Print V (and its membership matrix) or T for a map given on the command "
-                                   "line; with no arguments, the seed's example (47.1149, 47.1151).")
+                                   "line; with no arguments, the book's example (47.1149, 47.1151).")
     p.add_argument("--shape", type=_ints, help="map shape, e.g. 6,6 or 6x6")
     p.add_argument("--kernel", type=_ints, help="window shape of the partition, e.g. 3 or 3,2")
     p.add_argument("--stride", type=_ints, default=None,

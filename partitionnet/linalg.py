@@ -17,7 +17,7 @@ time and memory, with no dense intermediate.
 
 Two orders of the entries of one sample of ``D`` maps are offered:
 
-``layout='seed'``
+``layout='book'`` (also ``'seed'``, the default)
     map after map, each map column-stacked: ``col{vec x^(1), ..., vec x^(D)}``,
     the order of (47.1215) and (47.1217);
 ``layout='torch'``
@@ -43,7 +43,9 @@ from .partition import Partition
 
 __all__ = ["convolution_matrix", "spectral_norm", "layout_permutation"]
 
-LAYOUTS = ("seed", "torch")
+#: ``'book'`` and ``'seed'`` name the same layout: the book's (the issue that asked for this function called it
+#: ``'seed'``, after the project's first name for the book; SOURCES.md keeps "seed" for random seeds).
+LAYOUTS = ("book", "seed", "torch")
 
 
 # ---------------------------------------------------------------------------- public
@@ -63,8 +65,9 @@ def convolution_matrix(layer, input_shape=None, *, layout: str = "seed", params=
         or a pooling ``spatial`` alone is accepted too (``C`` then comes from the module,
         or is 1 for a pooling). Not needed for ``Linear``. Partitionnet layers and networks
         know their shapes; if given, it must agree.
-    layout : {'seed', 'torch'}
-        The order of the entries of a stack of maps (see the module docstring).
+    layout : {'seed', 'book', 'torch'}
+        The order of the entries of a stack of maps (see the module docstring);
+        ``'book'`` and ``'seed'`` are the same, the book's column-stacked order.
     params : dict, optional
         A built partitionnet layer's parameters, e.g. ``net.layer_parameters('conv1')``.
 
@@ -184,7 +187,7 @@ def _as_layout(layout) -> str:
         raise TypeError(f"layout must be one of {LAYOUTS}, got {val.kind_of(layout)}")
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    return layout
+    return "seed" if layout == "book" else layout
 
 
 def _torch_to_seed(shape) -> np.ndarray:
@@ -210,7 +213,7 @@ def _permute(A: sp.csr_array, rows: np.ndarray, cols: np.ndarray) -> sp.csr_arra
 
 
 def _seed_to_torch(A_seed, in_shape, out_shape) -> sp.csr_array:
-    """The same map with rows and columns reordered from the seed's layout to torch's."""
+    """The same map with rows and columns reordered from the book's layout to torch's."""
     # torch entry t is seed entry seed_of_torch[t]: the inverse of _torch_to_seed
     return _permute(A_seed, np.argsort(_torch_to_seed(out_shape)), np.argsort(_torch_to_seed(in_shape)))
 
@@ -242,7 +245,7 @@ def _seed_out(layer) -> tuple:
 
 
 def _layer_matrix(layer, params) -> sp.csr_array:
-    """``A = (J^T)^T`` of a linear built layer, in the seed's layout."""
+    """``A = (J^T)^T`` of a linear built layer, in the book's layout."""
     if not getattr(layer, "linear", False):
         what = f"{layer.name!r} " if layer.name else ""
         raise ValueError(f"layer {what}({type(layer).__name__}, {layer.config()}) is not linear in its input, "
@@ -369,7 +372,7 @@ def _f_of_c(shape) -> np.ndarray:
 def _window_table(part: Partition, layout: str):
     """``(table, c_order_kernel)``: the partition's ``(P, S)`` index table in ``layout``.
 
-    In the seed's layout it is ``part.indices`` (positions, window entries and map entries all
+    In the book's layout it is ``part.indices`` (positions, window entries and map entries all
     column-stacked, 47.1133). In torch's, rows follow the output positions in C order, columns the
     kernel offsets in C order (as torch stores a kernel) and entries are C-order input indices; in both,
     the entries of a row then increase, so the matrix built from it has sorted columns.
@@ -393,7 +396,7 @@ def _weight_matrix(W: np.ndarray, part: Partition, groups: int, C_in: int, layou
     P, S, M = part.P, part.S, part.M
     table, c_order_kernel = _window_table(part, layout)
     Wf = W.reshape(C_out, per_group, S)                              # torch flattens the kernel row-major ...
-    if not c_order_kernel:                                           # ... the seed column-stacks it (47.1133)
+    if not c_order_kernel:                                           # ... the book column-stacks it (47.1133)
         Wf = Wf[:, :, _c_of_f(W.shape[2:])]
     p_idx, s_idx = np.nonzero(table >= 0)                            # window entries inside the map, row by row
     m_idx = table[p_idx, s_idx]

@@ -66,7 +66,7 @@ class Partition:
 
     Examples
     --------
-    The partition of the seed's example (47.1149), typed as printed:
+    The partition of the book's example (47.1149), typed as printed:
 
     >>> V = Partition.from_indices([[1, 4, 6], [2, 5, 4], [3, 6, 1], [2, 4, 1]], 6, one_based=True)
     >>> V.P, V.S, V.M

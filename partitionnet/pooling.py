@@ -519,7 +519,7 @@ def _check_partition_of_map(order: np.ndarray, size: int, drop_remainder: bool, 
     if (counts > 1).any():
         shared = (uniq[counts > 1] + shift).tolist()
         raise ValueError(
-            f"pooling regions overlap at entries {shared[:10]}; the seed's pooling (47.1187) needs "
+            f"pooling regions overlap at entries {shared[:10]}; the book's pooling (47.1187) needs "
             "non-overlapping regions so that every entry feeds one output"
         )
     if uniq.size < size and not drop_remainder:

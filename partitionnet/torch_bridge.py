@@ -12,7 +12,7 @@ The mapping, layer by layer (seed names on the left):
 
 * correlation layer ``c`` over a sliding-window partition -> ``conv1d`` /
   ``conv2d`` / ``conv3d`` with the partition's stride, padding and
-  dilation. PyTorch's "convolution" is a correlation, as in the seed
+  dilation. PyTorch's "convolution" is a correlation, as in the book
   (47.1133), so no kernel is flipped:
   ``weight[d, j, *k] = unvec(w_j^(d,c), kernel_shape)`` where ``w_j^(d,c)``
   is rows ``j*S ... j*S+S-1`` of column ``d`` of ``W_c``.
@@ -214,7 +214,7 @@ def _check_twin(module) -> None:
 
 
 def parameters_from_torch(net, module) -> "OrderedDict[str, np.ndarray]":
-    """The parameters of a module made by :func:`to_torch`, under the seed's names and shapes.
+    """The parameters of a module made by :func:`to_torch`, under the book's names and shapes.
 
     The result can be passed to ``net.set_parameters``. Weights of pairs the
     connection table leaves out are set to zero. With ``bias='per_input'``
@@ -240,12 +240,12 @@ def parameters_from_torch(net, module) -> "OrderedDict[str, np.ndarray]":
 
 
 def gradients_from_torch(net, module) -> "OrderedDict[str, np.ndarray]":
-    """The ``.grad`` of a module made by :func:`to_torch`, under the seed's names and shapes.
+    """The ``.grad`` of a module made by :func:`to_torch`, under the book's names and shapes.
 
     Same keys as ``net.gradients``. Since ``z = ... - theta`` and torch adds
     its bias, every bias gradient changes sign; with ``bias='per_input'``
     each ``Theta_c[j, d]`` of a connected pair gets ``-bias.grad[d]`` (the
-    seed's 47.1274).
+    book's 47.1274).
     """
     _require_torch()
     if not _is_convnet(net):

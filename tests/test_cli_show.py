@@ -12,7 +12,7 @@ def grid_rows(text: str, first: int, count: int):
     return np.array([[0 if c == "." else int(c) for c in line.split()] for line in rows])
 
 
-def test_default_shows_the_seed_example(capsys):
+def test_default_shows_the_book_example(capsys):
     assert main(["show"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()

@@ -253,3 +253,14 @@ def test_every_linear_layer_kind_is_its_matrix(kind, i):
 def test_groups_depthwise_and_output_padding(module, shape):
     torch.manual_seed(4)
     _check_both_layouts(module(), shape)
+
+
+def test_book_is_the_seed_layout():
+    torch = pytest.importorskip("torch")
+    module = torch.nn.Conv2d(2, 3, (3, 2), stride=(2, 1), padding=1).double()
+    A_book = convolution_matrix(module, (2, 5, 6), layout="book")
+    A_seed = convolution_matrix(module, (2, 5, 6), layout="seed")
+    A_torch = convolution_matrix(module, (2, 5, 6), layout="torch")
+    assert (A_book != A_seed).nnz == 0 and (A_book != A_torch).nnz > 0
+    with pytest.raises(ValueError, match="layout must be one of"):
+        convolution_matrix(module, (2, 5, 6), layout="Book")
