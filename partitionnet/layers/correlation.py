@@ -477,7 +477,7 @@ def weight_gradient(H: np.ndarray, delta: np.ndarray, groups: int = 1) -> np.nda
     flat = delta.reshape(P * N, D)
     if D_in == 1:
         return H.reshape(S, P * N) @ flat
-    dK = np.stack([H[s].reshape(P * N, D_in).T @ flat for s in range(S)])
+    dK = np.matmul(H.reshape(S, P * N, D_in).transpose(0, 2, 1), flat)           # one batched call, (S, D_in, D)
     return dK.transpose(1, 0, 2).reshape(D_in * S, D)
 
 
@@ -486,8 +486,8 @@ def spread_patches(dz: np.ndarray, K: np.ndarray, groups: int = 1) -> np.ndarray
 
     ``dz`` is ``(P, N, D)`` and ``K`` is ``(S, D_in/groups, D)``; the result is
     ``(S, P, N, D_in)``, offset-major as :meth:`Partition.scatter_add` takes
-    it. One GEMM per kernel offset (per offset, one batched call over the
-    groups when ``groups > 1``). This is the sum over output maps in (47.1262) before
+    it. One batched GEMM call over the kernel offsets (with ``groups > 1``,
+    per offset one batched call over the groups). This is the sum over output maps in (47.1262) before
     ``V^T``, and the forward pass of a transposed correlation.
     """
     P, N, D = dz.shape
@@ -504,10 +504,7 @@ def spread_patches(dz: np.ndarray, K: np.ndarray, groups: int = 1) -> np.ndarray
             else:
                 G[s] = np.matmul(dg.transpose(1, 0, 2), Kg[s]).transpose(1, 0, 2)
         return G.reshape(S, P, N, g * r)
-    flat = dz.reshape(P * N, D)
-    G = np.empty((S, P * N, r), dtype=dtype)
-    for s in range(S):
-        np.matmul(flat, K[s].T, out=G[s])
+    G = np.matmul(dz.reshape(P * N, D), K.transpose(0, 2, 1))                    # one batched call, (S, PN, r)
     return G.reshape(S, P, N, r)
 
 
