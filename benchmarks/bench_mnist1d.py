@@ -12,35 +12,47 @@ defaults and seed, using the 'fast' engine, and beside it a PyTorch twin:
   permutations from generators seeded alike), the loss averaged over each
   batch exactly as :func:`partitionnet.fit` averages its gradients;
 * ``torch.set_num_threads(--threads)`` and, through ``threadpoolctl`` when
-  installed, the same limit on NumPy's BLAS.
+  installed, the same limit on NumPy's BLAS (default: the policy of
+  :mod:`partitionnet.threads`, one thread);
+* ``--dtype float32`` runs both in single precision: the same initial weights
+  rounded to float32, the network rebuilt from its config with that dtype;
+* :func:`partitionnet.threads.tune_allocator` for the whole process (both runs)
+  unless ``--default-allocator``.
 
 The two trainings are interleaved epoch by epoch (the machines are shared;
 drift then hits both alike). Reported per data set: test accuracy of both,
 total training wall time of both (evaluation excluded), the median epoch
 time of both and the ratio partitionnet / torch (target: within 3x for
-mnist1d), and how far the two float64 runs drifted apart (they compute the
+mnist1d), and how far the two runs (same dtype) drifted apart (they compute the
 same algorithm; only rounding differs).
 
 The partitionnet run is exactly ``partitionnet train --dataset NAME``: same
 architecture, same seed, same shuffles, hence the same accuracy.
 
-Run:  python benchmarks/bench_mnist1d.py [--datasets mnist1d squares_diamonds digits] [--threads 2]
-                                         [--seed 0] [--no-torch]
+Run:  python benchmarks/bench_mnist1d.py [--datasets mnist1d squares_diamonds digits] [--threads 1]
+                                         [--seed 0] [--no-torch] [--dtype float32] [--default-allocator]
 """
 from __future__ import annotations
 
 import argparse
+import copy
+import os
 import platform
 import statistics
 import time
 
 import numpy as np
 
-from partitionnet import datasets
+from partitionnet import Network, datasets
+from partitionnet import threads as pn_threads
 from partitionnet.train_cli import DEFAULTS, build_network
 from partitionnet.training import evaluate, fit
 
 TARGETS = {"mnist1d": 0.96, "squares_diamonds": 1.0, "digits": 0.97}
+
+
+def load() -> str:
+    return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
 def blas_limit(threads: int):
@@ -90,7 +102,7 @@ def torch_twin(net, cfg):
     return module, epoch, accuracy
 
 
-def bench(name: str, seed: int, use_torch: bool) -> dict:
+def bench(name: str, seed: int, use_torch: bool, dtype=np.float64) -> dict:
     data = datasets.load(name)
     cfg = DEFAULTS[name]
     seeds = np.random.SeedSequence(seed).spawn(2)               # as `partitionnet train --seed`
@@ -98,12 +110,18 @@ def bench(name: str, seed: int, use_torch: bool) -> dict:
     ours_rng = np.random.default_rng(seeds[1])
     twin_rng = np.random.default_rng(seeds[1])                  # the same shuffles, drawn independently
     twin = torch_twin(net, cfg) if use_torch else None
+    x_train, x_test = data.x_train.astype(dtype), data.x_test.astype(dtype)
+    float64_net = net
+    if dtype != np.float64:                                     # the same network and initial weights, in dtype
+        net = Network.from_config({**float64_net.config(), "dtype": np.dtype(dtype).name})
+        net.set_parameters(float64_net.parameters())
     if twin is not None:
         import torch
 
         module, twin_epoch, twin_accuracy = twin
-        xt, yt = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
-        xs, ys = torch.from_numpy(data.x_test), torch.from_numpy(data.y_test)
+        module.to(torch.float32 if dtype == np.float32 else torch.float64)
+        xt, yt = torch.from_numpy(x_train), torch.from_numpy(data.y_train)
+        xs, ys = torch.from_numpy(x_test), torch.from_numpy(data.y_test)
 
     print(f"\n== {name}: {data.x_train.shape[0]} train / {data.x_test.shape[0]} test, input {data.x_train.shape[1:]}, "
           f"{data.n_classes} classes")
@@ -112,7 +130,7 @@ def bench(name: str, seed: int, use_torch: bool) -> dict:
           f"rho2 {cfg['rho2']}, engine 'fast', seed {seed}")
     ours_t, twin_t = [], []
     for _ in range(cfg["epochs"]):
-        h = fit(net, data.x_train, data.y_train, epochs=1, batch_size=cfg["batch_size"], learning_rate=cfg["lr"],
+        h = fit(net, x_train, data.y_train, epochs=1, batch_size=cfg["batch_size"], learning_rate=cfg["lr"],
                 rho1=cfg["rho1"], rho2=cfg["rho2"], engine="fast", rng=ours_rng, progress=False)
         ours_t.append(h.seconds[0])
         if twin is not None:
@@ -120,18 +138,19 @@ def bench(name: str, seed: int, use_torch: bool) -> dict:
             start = time.perf_counter()
             twin_epoch(xt, yt, order, cfg["batch_size"])
             twin_t.append(time.perf_counter() - start)
-    acc, _ = evaluate(net, data.x_test, data.y_test)
-    res = {"name": name, "acc": acc, "ours_total": sum(ours_t), "ours_epoch": statistics.median(ours_t)}
+    acc, _ = evaluate(net, x_test, data.y_test)
+    res = {"name": name, "acc": acc, "ours_total": sum(ours_t), "ours_epoch": statistics.median(ours_t),
+           "load": load()}
     if twin is not None:
         res.update(twin_acc=twin_accuracy(xs, ys), twin_total=sum(twin_t), twin_epoch=statistics.median(twin_t))
         from partitionnet.torch_bridge import parameters_from_torch
 
-        theirs = parameters_from_torch(net, module)
+        theirs = parameters_from_torch(float64_net, copy.deepcopy(module).to(torch.float64))   # under our names
         ours = net.parameters()
         res["drift"] = max(float(np.max(np.abs(ours[k] - theirs[k])) / max(1.0, np.max(np.abs(ours[k]))))
                            for k in ours)
         with torch.no_grad():
-            res["agree"] = float(np.mean(module(xs).argmax(dim=1).numpy() == net.forward(data.x_test).argmax(axis=1)))
+            res["agree"] = float(np.mean(module(xs).argmax(dim=1).numpy() == net.forward(x_test).argmax(axis=1)))
     target = TARGETS[name]
     print(f"   partitionnet: test accuracy {100 * acc:.2f}% (target >= {100 * target:.0f}%: "
           f"{'ok' if acc >= target else 'MISSED'}), training {res['ours_total']:.2f} s, "
@@ -141,7 +160,7 @@ def bench(name: str, seed: int, use_torch: bool) -> dict:
               f"median epoch {1e3 * res['twin_epoch']:.1f} ms")
         print(f"   ratio partitionnet / torch: {res['ours_total'] / res['twin_total']:.2f}x total, "
               f"{res['ours_epoch'] / res['twin_epoch']:.2f}x median epoch (target within 3x)")
-        print(f"   the two float64 runs: largest relative parameter difference {res['drift']:.1e}, "
+        print(f"   the two {np.dtype(dtype).name} runs: largest relative parameter difference {res['drift']:.1e}, "
               f"test predictions agree on {100 * res['agree']:.1f}%")
     return res
 
@@ -150,11 +169,21 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--datasets", nargs="+", default=["mnist1d", "squares_diamonds", "digits"],
                     choices=datasets.AVAILABLE)
-    ap.add_argument("--threads", type=int, default=2, help="torch and BLAS threads")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch and BLAS threads (default: partitionnet.threads.default_threads())")
+    ap.add_argument("--dtype", choices=["float64", "float32"], default="float64",
+                    help="precision of both runs (the same initial weights, rounded)")
+    ap.add_argument("--default-allocator", action="store_true",
+                    help="leave glibc malloc's thresholds alone (default: partitionnet.threads.tune_allocator())")
     ap.add_argument("--seed", type=int, default=0, help="as `partitionnet train --seed`")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch twin")
     args = ap.parse_args(argv)
 
+    if args.threads is None:
+        args.threads = pn_threads.default_threads() or 1
+    if args.threads < 1:
+        ap.error(f"--threads must be at least 1, got {args.threads}")
+    tuned = False if args.default_allocator else pn_threads.tune_allocator()
     limiter, blas = blas_limit(args.threads)
     versions = [f"python {platform.python_version()}", f"numpy {np.__version__}"]
     use_torch = not args.no_torch
@@ -169,14 +198,15 @@ def main(argv=None) -> None:
             versions.append("torch not installed: twin skipped")
     print("; ".join(versions))
     print(f"BLAS: {blas}")
-    results = [bench(name, args.seed, use_torch) for name in args.datasets]
+    print(f"dtype {args.dtype}; allocator {'tuned' if tuned else 'default'}; load {load()} at the start")
+    results = [bench(name, args.seed, use_torch, np.dtype(args.dtype).type) for name in args.datasets]
     print("\nsummary")
     print(f"  {'data set':<18}{'partitionnet':>14}{'torch twin':>12}{'time (s)':>18}{'ratio':>8}")
     for r in results:
         twin = f"{100 * r['twin_acc']:.2f}%" if "twin_acc" in r else "-"
         times = (f"{r['ours_total']:.1f} / {r['twin_total']:.1f}" if "twin_total" in r else f"{r['ours_total']:.1f}")
         ratio = f"{r['ours_total'] / r['twin_total']:.2f}x" if "twin_total" in r else "-"
-        print(f"  {r['name']:<18}{100 * r['acc']:>13.2f}%{twin:>12}{times:>18}{ratio:>8}")
+        print(f"  {r['name']:<18}{100 * r['acc']:>13.2f}%{twin:>12}{times:>18}{ratio:>8}   load {r['load']}")
     del limiter
 
 

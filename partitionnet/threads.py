@@ -28,8 +28,9 @@ Memory allocator
 A training step allocates and frees the same large temporaries (patches,
 sensitivities) again and again. glibc's ``malloc`` hands arrays above its
 mmap threshold back to the system on ``free``, so the next step takes a
-page fault for every 4 KiB it touches: on the LeNet-like benchmark at batch
-64 that was ~3000 faults and about half of the CPU time of a step.
+page fault for every 4 KiB it touches: on the LeNet-like benchmark (float32,
+batch 64, one thread) that was about 2700 minor faults per step, and tuning
+the allocator took the step from 10.9 to 5.9 ms of CPU time.
 :func:`tune_allocator` raises glibc's mmap and trim thresholds so freed
 memory is kept and reused (the price: the process keeps its peak memory).
 It is opt-in and process-wide; the environment variables
