@@ -137,6 +137,25 @@ if torch is not None:
     assert np.allclose(JT, torch_JT, atol=1e-12)
 
 # %% [markdown]
+# Drawn, the operator shows its structure. A row of $J^\mathsf{T}$ is one input entry of the transposed layer; with
+# kernel 2 and stride 2 it writes one $2 \times 2$ block of the output, and these blocks tile the output without
+# overlap, so every row holds exactly 4 weights. The two input maps are the two row blocks.
+
+# %%
+import matplotlib.pyplot as plt
+
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+axes[0].spy(JT, markersize=2)
+axes[0].set_title(f"$J^T$ of {deconv.name}: {JT.shape[0]} x {JT.shape[1]}, {np.count_nonzero(JT)} nonzeros")
+limit = np.abs(JT).max()
+image = axes[1].imshow(JT, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto", interpolation="nearest")
+axes[1].set_title("its entries: the imported weights")
+fig.colorbar(image, ax=axes[1])
+fig.tight_layout()
+plt.show()
+assert np.count_nonzero(JT) == entry.nnz and set(np.count_nonzero(JT, axis=1)) == {4}
+
+# %% [markdown]
 # The same document as a LaTeX article (it compiles with `pdflatex`; wide operators are split into
 # column blocks and long displays into lines) or as a notebook that re-runs the proofs:
 
