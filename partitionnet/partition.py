@@ -304,7 +304,10 @@ class Partition:
         flat = G.reshape(S * P, N * D)
         VT = self._offset_major_adjoint()
         if VT.dtype != G.dtype:                  # keep float32 in float32 (0/1 entries are exact in any float type)
-            VT = VT.astype(G.dtype)
+            cast = self.__dict__.setdefault("_VT_cast", {})     # cast once per dtype, not on every call
+            if G.dtype not in cast:
+                cast[G.dtype] = VT.astype(G.dtype)
+            VT = cast[G.dtype]
         return np.asarray(VT @ flat).reshape(self.M, N, D)
 
     def _offset_major_adjoint(self) -> sp.csr_array:
