@@ -48,7 +48,17 @@ def sphinx_build(src: Path, out: Path, *extra: str) -> subprocess.CompletedProce
 
 @pytest.fixture(scope="session")
 def site(tmp_path_factory) -> Path:
-    """The site built once, from scratch, into a temporary folder; a failing build fails every test here."""
+    """The site built once, from scratch, into a temporary folder; a failing build fails every test here.
+
+    With ``PARTITIONNET_DOCS_SITE`` set to the HTML folder of a build that just ran (CI runs
+    ``python -m sphinx -W -b html docs docs/_build/html`` and then these tests), that build is read instead.
+    """
+    given = os.environ.get("PARTITIONNET_DOCS_SITE")
+    if given:
+        path = Path(given)
+        if not (path / "index.html").is_file():
+            pytest.fail(f"PARTITIONNET_DOCS_SITE={given!r} holds no built site (no index.html)", pytrace=False)
+        return path
     out = tmp_path_factory.mktemp("site")
     done = sphinx_build(DOCS, out)
     if done.returncode != 0:
