@@ -332,12 +332,13 @@ def main(argv=None) -> int:
     tuned = False if args.default_allocator else pn_threads.tune_allocator()
     start_load = load()
     with pn_threads.limit(args.threads):
+        blas = pn_threads.describe()                     # as limited for the run
         rows = run(args)
     header = (f"Forward + backward per batch, medians of {args.repeats} blocks of {args.block:g} s, "
               f"{args.threads} thread(s) for BLAS and torch; python {platform.python_version()}, "
               f"numpy {np.__version__}, torch {torch.__version__}, {os.cpu_count()} CPUs; "
               f"allocator {'tuned (tune_allocator)' if tuned else 'default'}; "
-              f"load {start_load} at the start. BLAS: {pn_threads.describe()}")
+              f"load {start_load} at the start. BLAS: {blas}")
     text = table(rows, header)
     sys.stdout.write(text)
     if args.markdown:

@@ -4,11 +4,13 @@ Policy
 ------
 The default is **one BLAS thread** (:data:`DEFAULT_THREADS`). It was chosen by
 measurement on a 2-core machine (``benchmarks/bench_threads.py``, figures in
-``benchmarks/RESULTS.md``): the GEMMs of a correlation layer are small and thin
-(a few thousand rows, 8 to 64 columns), so a second thread saves little on a
-quiet machine, while on a loaded or oversubscribed one (other processes, or
-PyTorch's OpenMP workers spinning on the same cores) two BLAS threads wait on
-each other and a training run slowed several-fold. One thread never collapses.
+``benchmarks/RESULTS.md``). The GEMMs of a correlation layer are small and
+thin (a few thousand rows, 8 to 64 columns): on a quiet machine a second
+thread gained nothing at batch 1 and at most ~20% at large float64 batches,
+while on a loaded or oversubscribed machine (other processes, or PyTorch's
+OpenMP workers spinning on the same cores) two BLAS threads waited on each
+other and a step became 2 to 20 times slower. One thread lost at most ~20%
+in every condition measured.
 
 Override it
 -----------
