@@ -34,6 +34,7 @@ import numbers
 from typing import Sequence
 
 import numpy as np
+import scipy.linalg.blas
 import scipy.sparse as sp
 
 from .. import _validate as val
@@ -44,6 +45,8 @@ from ..partition import Partition
 from .base import Layer, register
 
 BIAS_MODES = ("per_input", "tied")
+#: BLAS GEMMs that accumulate into their output, by dtype (see correlate_patches).
+_GEMM = {np.float32: scipy.linalg.blas.sgemm, np.float64: scipy.linalg.blas.dgemm}
 #: The strided single-GEMM path is taken when ``D >= STRIDED_RATIO * D_in`` (measured: 3 -> 32 maps on
 #: 32x32 gains 25-35%; 8 -> 16 and 32 -> 64 maps are as fast or slower than one GEMM per kernel offset).
 STRIDED_RATIO = 4
@@ -472,10 +475,19 @@ def correlate_patches(H: np.ndarray, K: np.ndarray, groups: int = 1) -> np.ndarr
         return z.reshape(P, N, D)
     if D_in == 1:
         return (H.reshape(S, P * N).T @ K[:, 0, :]).reshape(P, N, K.shape[2])
+    D = K.shape[2]
+    gemm = _GEMM.get(H.dtype.type) if H.dtype == K.dtype else None
+    if gemm is not None:
+        # BLAS accumulates the offsets into one output (beta = 1): no temporary and no extra pass per offset.
+        # The C-ordered z (PN x D) is the Fortran-ordered z^T, so z^T += K[s]^T H[s]^T.
+        zT = np.zeros((D, P * N), dtype=H.dtype, order="F")
+        for s in range(S):                                                          # kernel offsets only
+            zT = gemm(1.0, K[s].T, H[s].reshape(P * N, D_in).T, beta=1.0, c=zT, overwrite_c=1)
+        return zT.T.reshape(P, N, D)
     z = H[0].reshape(P * N, D_in) @ K[0]
     for s in range(1, S):
         z += H[s].reshape(P * N, D_in) @ K[s]
-    return z.reshape(P, N, K.shape[2])
+    return z.reshape(P, N, D)
 
 
 def stack_sum(a: np.ndarray) -> np.ndarray:
