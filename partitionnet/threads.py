@@ -20,6 +20,8 @@ Override it
 * ``with partitionnet.threads.limit(4): ...`` sets it for a block of code;
 * nothing is changed at import time: code that never calls :func:`limit` runs
   with whatever the BLAS library chose (usually one thread per core).
+  ``partitionnet train`` runs its training inside :func:`limit` (and calls
+  :func:`tune_allocator`), so the command line follows the policy.
 
 The limit is applied with ``threadpoolctl`` to every BLAS library loaded in
 the process (NumPy's and SciPy's OpenBLAS, MKL, ...). PyTorch's own pool is

@@ -270,7 +270,7 @@ def _plot(history, path: str, title: str) -> None:
 # the commands
 # --------------------------------------------------------------------------- #
 def run_train(args) -> int:
-    from . import io
+    from . import io, threads
     from .training import evaluate, fit
 
     out = sys.stdout
@@ -317,10 +317,14 @@ def run_train(args) -> int:
               f"{history.seconds[i]:6.2f} s", file=out, flush=True)
 
     try:
-        history = fit(net, data.x_train, data.y_train, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
-                      learning_rate=cfg["lr"], rho1=cfg["rho1"], rho2=cfg["rho2"], engine=args.engine,
-                      rng=np.random.default_rng(seeds[1]), validation=(data.x_test, data.y_test),
-                      progress=out.isatty() if hasattr(out, "isatty") else False, callback=report)
+        # The measured thread policy (partitionnet.threads: one BLAS thread unless PARTITIONNET_THREADS says
+        # otherwise) and glibc's allocator kept from returning the step's temporaries to the system.
+        threads.tune_allocator()
+        with threads.limit():
+            history = fit(net, data.x_train, data.y_train, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
+                          learning_rate=cfg["lr"], rho1=cfg["rho1"], rho2=cfg["rho2"], engine=args.engine,
+                          rng=np.random.default_rng(seeds[1]), validation=(data.x_test, data.y_test),
+                          progress=out.isatty() if hasattr(out, "isatty") else False, callback=report)
     except FloatingPointError as exc:
         return _error("train", str(exc), 1)
     except (TypeError, ValueError) as exc:

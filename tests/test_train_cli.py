@@ -154,3 +154,26 @@ def test_add_parsers_sets_func_on_a_fresh_parser():
     assert args.func is train_cli.run_train and args.dataset == "squares_diamonds"
     args = parser.parse_args(["evaluate", "m.npz", "--dataset", "digits"])
     assert args.func is train_cli.run_evaluate and args.model == "m.npz"
+
+
+def test_training_follows_the_thread_policy(monkeypatch, capsys):
+    """partitionnet train trains inside threads.limit() (one BLAS thread unless PARTITIONNET_THREADS says otherwise)."""
+    from partitionnet import threads, training
+
+    seen = []
+    fit = training.fit
+
+    def spying_fit(*args, **kwargs):
+        seen.append(threads.current())
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(training, "fit", spying_fit)
+    monkeypatch.delenv("PARTITIONNET_THREADS", raising=False)
+    code, _, _ = run(["train", "--epochs", "1"], capsys)
+    assert code == 0 and seen == [1]
+    monkeypatch.setenv("PARTITIONNET_THREADS", "2")
+    code, _, _ = run(["train", "--epochs", "1"], capsys)
+    assert code == 0 and seen[-1] == 2
+    monkeypatch.setenv("PARTITIONNET_THREADS", "none")
+    code, _, err = run(["train", "--epochs", "1"], capsys)
+    assert code == 2 and "PARTITIONNET_THREADS" in err
