@@ -291,7 +291,8 @@ def torch_loss(net, output, gamma):
         raise ValueError(f"gamma must have shape ({N}, {Q}) or be ({N},) integer labels, got {tuple(g.shape)}")
     if net.loss_name == "squared":
         return ((g - output) ** 2).sum()
-    return -(g * torch.log(output.clamp_min(1e-300))).sum()
+    # the library's clip: 1e-300, or the dtype's smallest normal number where that is larger (1e-300 is 0 in float32)
+    return -(g * torch.log(output.clamp_min(max(1e-300, torch.finfo(output.dtype).tiny)))).sum()
 
 
 # ---------------------------------------------------------------------------- importing a torch model

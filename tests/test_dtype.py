@@ -43,3 +43,17 @@ def test_float32_network_of_layers():
 def test_bad_dtype(dtype, exc, match):
     with pytest.raises(exc, match=match):
         pn.Network((4,), 1, [L.Flatten()], dtype=dtype)
+
+
+def test_the_torch_twins_cross_entropy_stays_finite_in_float32():
+    """A softmax output that underflows to 0 in float32 with a zero target: 0 * log(clip) must be 0, not NaN."""
+    torch = pytest.importorskip("torch")
+    from partitionnet import Network, layers as L
+    from partitionnet.torch_bridge import torch_loss
+
+    net = Network((4,), 1, [L.Flatten(), L.Dense(3), L.Softmax()], loss="cross_entropy", rng=0, dtype=np.float32)
+    output = torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float32)
+    loss = torch_loss(net, output, torch.tensor([0]))
+    assert torch.isfinite(loss) and float(loss) == 0.0
+    expected = net.loss(np.zeros((1, 1, 4), dtype=np.float32), np.array([0]))
+    assert np.isfinite(expected)
