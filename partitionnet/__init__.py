@@ -17,7 +17,7 @@ The objects of section 47.25 of the book, as working software:
   turning maps into vectors.
 """
 from . import datasets, layers
-from . import check, masks, show
+from . import check, masks, show, threads
 from .cost import cost
 from .derive import derive
 from .io import load
@@ -31,7 +31,7 @@ from .vec import unvec, vec
 
 __all__ = ["Network", "layers", "from_torch", "ConvNet", "ConvLayer", "Partition", "Pooling", "vec", "unvec", "fit", "evaluate", "predict",
            "History", "load", "datasets", "convolution_matrix", "spectral_norm", "check", "cost", "show", "derive",
-           "masks"]
+           "masks", "threads"]
 __version__ = "0.1.0"
 
 
