@@ -34,14 +34,26 @@ from .base import Layer, register
 
 @register
 class Pool(Layer):
-    """Pool every map over non-overlapping windows or explicit regions (Tables 47.13-47.14).
+    """Pool every map over sliding windows or explicit regions (Tables 47.13-47.14).
+
+    Windows tile the map by default (``stride = window``, the book's case, where T
+    is a permutation); a smaller ``stride`` or a ``padding`` makes them overlap or
+    reach outside the map, as PyTorch's pools do (see the module docstring for the
+    pooling partition that then replaces T).
 
     Parameters
     ----------
     kind : str
         One of ``'mean'``, ``'max'``, ``'l2'``, ``'lp'``, ``'correlation'``, ``'subsample'``.
     window : int or tuple, optional
-        The pooling window (non-overlapping). Either ``window`` or ``pooling``.
+        The pooling window. Either ``window`` or ``pooling``.
+    stride : int or tuple, optional
+        The step between windows; default ``window`` (windows that tile the map).
+    padding : int or tuple, default 0
+        Zeros around the map (for ``'max'``, padded entries never win).
+    count_include_pad : bool, default True
+        For ``'mean'`` with padding: divide by the whole window (True, PyTorch's
+        default) or by the entries inside the map.
     pooling : Pooling, optional
         A ready :class:`~partitionnet.Pooling` over the incoming maps (e.g. from
         :meth:`Pooling.from_regions`).
@@ -56,6 +68,9 @@ class Pool(Layer):
     >>> net = Network((4, 4), 1, [L.Pool("max", 2)])
     >>> net.forward(np.arange(16.0).reshape(1, 1, 4, 4))[0, 0].tolist()
     [[5.0, 7.0], [13.0, 15.0]]
+    >>> overlapping = Network((4, 4), 1, [L.Pool("max", 3, stride=1)])
+    >>> overlapping.forward(np.arange(16.0).reshape(1, 1, 4, 4))[0, 0].tolist()
+    [[10.0, 11.0], [14.0, 15.0]]
     """
 
     kind = "pool"
