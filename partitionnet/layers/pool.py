@@ -30,6 +30,7 @@ from ..algebra import SCIPY
 from ..partition import Partition
 from ..pooling import KINDS, Pooling
 from .base import Layer, register
+from .global_pool import pool_values
 
 
 @register
@@ -511,27 +512,11 @@ def _offset_index(offset, nd):
 def _pool_values(kind, vals, region, q, config):
     """One region's pooled value, summing directly; ``None`` marks a window entry in the padding."""
     inside = [v for v in vals if v is not None]
-    symbolic = any(hasattr(v, "free_symbols") for v in inside)
     if kind == "mean":
         count = len(vals) if config.get("count_include_pad", True) else len(inside)
         return sum(inside) / count
-    if kind == "max":
-        if symbolic:
-            import sympy
-
-            return sympy.Max(*inside, evaluate=False)
-        best = inside[0]
-        for v in inside[1:]:
-            best = v if v > best else best
-        return best
-    if kind in ("l2", "lp"):
-        p = 2 if kind == "l2" else config["p"]
-        if symbolic:
-            import sympy
-
-            p = sympy.nsimplify(p)
-            return sum(sympy.Abs(v) ** p for v in inside) ** (1 / p)
-        return float(sum(abs(v) ** p for v in inside) ** (1.0 / p))
+    if kind in ("max", "l2", "lp"):                # padded entries play no part (they never win a max)
+        return pool_values(kind, inside, config.get("p"))
     if kind == "correlation":
         mask = np.asarray(config["mask"])
         mask = mask.reshape(-1, order="F") if mask.ndim > 1 else mask
