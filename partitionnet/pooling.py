@@ -547,11 +547,7 @@ def _kind_parameters(kind, mask, p, retain, rng, sizes, order, size, one_based, 
     elif kind == "lp":
         if p is None:
             raise ValueError("kind='lp' needs the exponent p (a number >= 1)")
-        if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
-            raise TypeError(f"p must be a number, got {type(p).__name__}")
-        if not np.isfinite(p) or p < 1:
-            raise ValueError(f"p must be a finite number >= 1, got {p}")
-        out["p"] = float(p)
+        out["p"] = val.as_real(p, "p", low=1.0)
     elif kind == "subsample":
         out["retain"] = _resolve_retain(retain, sizes, one_based, rng)
     return out

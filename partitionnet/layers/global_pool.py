@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _validate as val
 from ..algebra import SCIPY
 from ..pooling import Pooling
 from .base import Layer, register
@@ -208,8 +209,4 @@ def _exponent(kind, p):
         return None
     if p is None:
         raise ValueError("kind='lp' needs the exponent p (a number >= 1)")
-    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
-        raise TypeError(f"p must be a number >= 1, got {type(p).__name__} {p!r}")
-    if not np.isfinite(p) or p < 1:
-        raise ValueError(f"p must be a finite number >= 1, got {p}")
-    return float(p)
+    return val.as_real(p, "p", low=1.0)
