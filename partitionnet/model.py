@@ -104,6 +104,9 @@ class Network:
                 mask = layer.structural_mask(name)
                 self._params[key] = value * mask if mask is not None else value
         self._first_trained = next((i for i, keys in enumerate(self._keys) if keys), len(self.layers))
+        # the structural masks (47.1213) are fixed once the layers are built: looked up once, not every step
+        self._masks = [[(local, key, layer.structural_mask(local)) for local, key in keys]
+                       for layer, keys in zip(self.layers, self._keys)]
 
     def _build(self, layers) -> list:
         built, counts, names = [], {}, set()
@@ -292,8 +295,7 @@ class Network:
             step = layer.vjp_literal if literal else layer.vjp
             wanted = need_input or i > self._first_trained
             dx, g = step(self._p(i), tape[i][0], dy, need_input=wanted)
-            for local, key in self._keys[i]:
-                mask = layer.structural_mask(local)
+            for local, key, mask in self._masks[i]:
                 grads[key] = g[local] * mask if mask is not None else g[local]
             if not wanted:
                 break

@@ -349,7 +349,7 @@ class ConvNet(Network):
                    tape=tape, y=y, pools=[])
         for st in self.conv:
             c = st.index
-            tr.H.append(out[f"conv{c}"][0])
+            tr.H.append(self.layer(f"conv{c}").patches(out[f"conv{c}"][0], xb.shape[0]))
             tr.z_conv.append(out[f"conv{c}"][1])
             if f"conv{c}_pool" in out:
                 res, t = out[f"conv{c}_pool"]

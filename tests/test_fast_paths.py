@@ -1,11 +1,20 @@
-"""The fused pooling fast path: ties, dtypes and dropped remainders against PyTorch and the literal T form."""
+"""The fast paths: fused pooling (ties, dtypes, dropped remainders) against PyTorch and the literal T form,
+and every correlation path (one sample, shifted slices, strided im2col) against the gathered patches."""
 import numpy as np
 import pytest
 
 from partitionnet import Network, layers as L
+from partitionnet.layers import pool as pool_module
 from partitionnet.layout import from_stack, to_stack
 
 torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(params=["argmax", "running"])
+def max_pool_path(request, monkeypatch):
+    """Both fused max-pool paths: argmax over copied windows (small outputs) and the running maximum."""
+    monkeypatch.setattr(pool_module, "SMALL_POOL", 10 ** 9 if request.param == "argmax" else 0)
+    return request.param
 
 
 def tied_input(shape, rng, dtype):
@@ -17,7 +26,7 @@ def tied_input(shape, rng, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape, window", [((6, 8), 2), ((5, 7), (2, 3)), ((4, 4, 6), 2), ((9,), 3)])
-def test_max_pool_ties_pick_torchs_maximiser(dtype, shape, window, rng):
+def test_max_pool_ties_pick_torchs_maximiser(dtype, shape, window, rng, max_pool_path):
     """Forward and gradient equal torch's max_pool on inputs full of ties (first maximiser, row-major)."""
     net = Network(shape, 3, [L.Pool("max", window, drop_remainder=True)], dtype=dtype)   # torch floors too
     layer = net.layers[0]
@@ -39,7 +48,7 @@ def test_max_pool_ties_pick_torchs_maximiser(dtype, shape, window, rng):
 
 @pytest.mark.parametrize("kind", ["max", "mean"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_fused_pooling_equals_the_literal_form_with_a_dropped_remainder(kind, dtype, rng):
+def test_fused_pooling_equals_the_literal_form_with_a_dropped_remainder(kind, dtype, rng, max_pool_path):
     net = Network((7, 5), 2, [L.Pool(kind, (2, 2), drop_remainder=True)], dtype=dtype)
     layer = net.layers[0]
     assert layer.fused
@@ -55,7 +64,7 @@ def test_fused_pooling_equals_the_literal_form_with_a_dropped_remainder(kind, dt
     assert not maps[4].any() and not maps[:, 6].any()
 
 
-def test_max_pool_with_many_window_offsets():
+def test_max_pool_with_many_window_offsets(max_pool_path):
     """More than 127 offsets in a window: the maximiser index does not wrap around."""
     net = Network((12, 12), 1, [L.Pool("max", 12)])
     x = np.zeros((2, 1, 12, 12))
@@ -142,3 +151,59 @@ def test_strided_and_offset_major_paths_agree(dtype, rng):
     np.testing.assert_allclose(dx1, dx2, **tol)
     for k in g2:
         np.testing.assert_allclose(g1[k], g2[k], **tol)
+
+
+# ---------------------------------------------------------------------- correlation paths
+CORRELATIONS = [
+    (L.Correlation(5, kernel=3, padding="same"), 4, (6, 5)),                          # shifted (N > 1)
+    (L.Correlation(3, kernel=(2, 3), padding=((0, 1), 2), dilation=(2, 1)), 3, (5, 6)),
+    (L.Correlation(4, kernel=3, padding="full", connections=[[0], [1, 2], [0, 2], [1]]), 3, (7,)),
+    (L.Correlation(2, kernel=2, padding=1, bias="tied"), 2, (3, 3, 4)),
+    (L.Correlation(8, kernel=3, stride=2, padding=1), 2, (7, 6)),                     # strided im2col (N > 1)
+    (L.Correlation(3, kernel=3, stride=(1, 2)), 3, (6, 7)),                           # gathered patches (N > 1)
+    (L.Correlation(4, kernel=3, padding="same"), 1, (5, 5)),                          # one input map
+]
+
+
+def _run(layer, p, x, dz, need_input=True):
+    z, res = layer.forward(p, x)
+    dx, g = layer.vjp(p, res, dz, need_input=need_input)
+    return z, res, dx, g
+
+
+@pytest.mark.parametrize("n", [1, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", range(len(CORRELATIONS)))
+def test_correlation_fast_paths_equal_the_gathered_patches(case, dtype, n, rng):
+    """Output, input gradient, parameter gradients and the patches, each fast path against the gather form."""
+    layer, in_maps, shape = CORRELATIONS[case]
+    layer = layer.build(in_maps, shape)
+    p = {k: rng.standard_normal(v).astype(dtype) for k, v in layer.parameter_shapes().items()}
+    x = rng.standard_normal((layer.P_in, n, in_maps)).astype(dtype)
+    dz = rng.standard_normal((layer.P_out, n, layer.maps)).astype(dtype)
+    fast = _run(layer, p, x, dz)
+    paths = (layer.single, layer.shifted, layer.strided)
+    layer.single = layer.shifted = layer.strided = None               # the gathered patches, offset-major
+    try:
+        slow = _run(layer, p, x, dz)
+    finally:
+        layer.single, layer.shifted, layer.strided = paths
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fast[0], slow[0], **tol)
+    np.testing.assert_allclose(fast[2], slow[2], **tol)
+    for k in slow[3]:
+        np.testing.assert_allclose(fast[3][k], slow[3][k], **tol)
+        assert fast[3][k].dtype == dtype
+    assert fast[0].dtype == fast[2].dtype == dtype
+    np.testing.assert_array_equal(layer.patches(fast[1], n), layer.V.gather(x))
+    # without need_input the same parameter gradients come back and no input gradient
+    dx, g = layer.vjp(p, fast[1], dz, need_input=False)
+    assert dx is None and all(np.array_equal(g[k], fast[3][k]) for k in g)
+
+
+def test_each_correlation_path_is_the_one_exercised():
+    """The cases above cover every path; a change of the rules that choose them must be seen here."""
+    built = [layer.build(m, s) for layer, m, s in CORRELATIONS]
+    assert all(b.single is not None for b in built)                           # one sample: always by index
+    assert [b.shifted is not None for b in built] == [True, True, True, True, False, False, False]
+    assert [b.strided is not None for b in built] == [False, False, False, False, True, False, False]

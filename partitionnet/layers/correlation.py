@@ -43,6 +43,8 @@ from ..layout import kernel_to_torch
 from .._windows import padding_pairs
 from ..partition import Partition
 from .base import Layer, register
+from .shifted import ShiftedWindows
+from .single_sample import SampleWindows
 
 BIAS_MODES = ("per_input", "tied")
 #: BLAS GEMMs that accumulate into their output, by dtype (see correlate_patches).
@@ -50,6 +52,9 @@ _GEMM = {np.float32: scipy.linalg.blas.sgemm, np.float64: scipy.linalg.blas.dgem
 #: The strided single-GEMM path is taken when ``D >= STRIDED_RATIO * D_in`` (measured: 3 -> 32 maps on
 #: 32x32 gains 25-35%; 8 -> 16 and 32 -> 64 maps are as fast or slower than one GEMM per kernel offset).
 STRIDED_RATIO = 4
+#: The shifted path computes ``span / P`` rows per output position (the padding columns between map
+#: columns ride along); above this ratio the layer keeps its gathered patches instead.
+MAX_SHIFT_OVERHEAD = 1.5
 
 
 @register
@@ -179,6 +184,13 @@ class Correlation(Layer):
         # strided-view patches beats S thin GEMMs whose (P N) x D outputs are summed (see forward).
         few_inputs = self.groups == 1 and 1 < self.in_maps and self.maps >= STRIDED_RATIO * self.in_maps
         self.strided = StridedWindows.of(V) if few_inputs else None
+        # Stride-1 windows over several input maps: S GEMMs on shifted slices of the padded maps, with no
+        # patches gathered (see shifted.py). One input map keeps its single im2col GEMM.
+        shifted = ShiftedWindows.of(V) if self.strided is None and self.groups == 1 and self.in_maps > 1 else None
+        self.shifted = shifted if shifted is not None and shifted.overhead <= MAX_SHIFT_OVERHEAD else None
+        # One sample: im2col and col2im by index (single_sample.py), a handful of NumPy calls per pass.
+        single = SampleWindows(V) if self.groups == 1 else None
+        self.single = single if single is not None and single.adjoint is not None else None
 
     @property
     def S(self) -> int:
@@ -239,6 +251,13 @@ class Correlation(Layer):
         is one GEMM with ``S D_in`` inner terms; ``H`` is then the offset-first
         view of that array (the same ``H[s, p, n, j]``).
         """
+        if x.shape[1] == 1 and self.single is not None:                             # one sample: one GEMM
+            H = self.single.patches(x[:, 0, :])                                     # (P, S D_in), [p, s D_in + j]
+            z = H @ self.kernels(p["W"]).reshape(self.S * self.in_maps, self.maps)  # (47.1212)
+            z -= self.bias_sums(p["Theta"])
+            return z.reshape(self.V.P, 1, self.maps), H
+        if self.shifted is not None:                 # H stays implicit: the padded maps stand for it
+            return self.shifted.correlate(x, self.kernels(p["W"]), subtract=self.bias_sums(p["Theta"]))
         if self.strided is not None:
             H = self.strided.gather(x)                                               # (P, N, S, D_in)
             P, N = H.shape[:2]
@@ -249,29 +268,62 @@ class Correlation(Layer):
         z = correlate_patches(H, self.kernels(p["W"]), self.groups) - self.bias_sums(p["Theta"])
         return z, H
 
+    def patches(self, res, n_samples: int) -> np.ndarray:
+        """The offset-major patches ``H[s, p, n, j]`` (47.1211) from what :meth:`forward` kept, for any path.
+
+        ``res`` is the second value :meth:`forward` returned for a batch of
+        ``n_samples``: the patches themselves, or what stands for them on a
+        fast path (one sample's im2col matrix, or the padded maps of the
+        shifted path).
+        """
+        if n_samples == 1 and self.single is not None:
+            return res.reshape(self.V.P, self.S, 1, self.in_maps).transpose(1, 0, 2, 3)
+        if self.shifted is not None:
+            return self.shifted.patches(res, n_samples)
+        return res
+
     # ------------------------------------------------------------------ fast backward
     def vjp(self, p, H, dz, *, need_input=True):
         """Gradients (47.1271, 47.1274) and ``sum_d V^(j,d) delta^(d)`` as one ``V^T G`` (47.1262).
 
         Since ``V^(j,d) = V^T diag(1 kron w_j^(d)) (I kron 1_S)``, the sum over
-        output maps equals ``V^T`` applied to ``G[s, p] = sum_d w_j^(d)(s) delta^(d)(p)``:
-        one small GEMM per kernel offset and one sparse scatter-add.
+        output maps equals ``V^T`` applied to ``G[s, p] = sum_d w_j^(d)(s) delta^(d)(p)``.
+        How ``V^T`` is applied follows the forward pass: a gather by index for
+        one sample (single_sample.py), GEMMs into shifted slices for stride-1
+        windows over several maps (shifted.py), col2im on strided views, or
+        else one GEMM per kernel offset and the sparse scatter-add.
         """
+        # every row of Theta gets the same gradient (47.1274): one row is a broadcast view, never a copy
         total = -stack_sum(dz)
-        rows = self.parameter_shapes()["Theta"][0]
+        rows = self.group_in if self.bias == "per_input" else 1
+        theta = total[None, :] if rows == 1 else np.broadcast_to(total, (rows, self.maps)).copy()
+        if dz.shape[1] == 1 and self.single is not None:                            # one sample (see forward)
+            delta = dz[:, 0, :]
+            dK = H.T @ delta                                                        # (47.1271), rows s D_in + j
+            grads = {"W": dK.reshape(self.S, self.in_maps, self.maps).transpose(1, 0, 2).reshape(-1, self.maps),
+                     "Theta": theta}
+            if not need_input:
+                return None, grads
+            KT = self.kernels(p["W"]).transpose(0, 2, 1).reshape(self.S * self.maps, self.in_maps)
+            return (self.single.spread(delta) @ KT)[:, None, :], grads             # V^T G as a gather (47.1262)
+        if self.shifted is not None:                 # H is the padded input here (see forward)
+            dK, dx = self.shifted.backward(H, self.kernels(p["W"]), dz, need_input=need_input)
+            grads = {"W": dK.transpose(1, 0, 2).reshape(self.in_maps * self.S, self.maps),     # (47.1271)
+                     "Theta": theta}                                                              # (47.1274)
+            return dx, grads
         patches = H.transpose(1, 2, 0, 3)                                           # (P, N, S, D_in)
         if self.strided is not None and patches.flags.c_contiguous:                 # as forward gathered it
             P, N, S, D_in = patches.shape
             flat, delta = patches.reshape(P * N, S * D_in), dz.reshape(P * N, self.maps)
             dK = flat.T @ delta                                                     # (47.1271), one GEMM
             grads = {"W": dK.reshape(S, D_in, self.maps).transpose(1, 0, 2).reshape(D_in * S, self.maps),
-                     "Theta": np.broadcast_to(total, (rows, self.maps)).copy()}
+                     "Theta": theta}
             if not need_input:
                 return None, grads
             G = delta @ self.kernels(p["W"]).reshape(S * D_in, self.maps).T          # sum_d w_j^(d)(s) delta^(d)
             return self.strided.scatter_add(G.reshape(P, N, S, D_in)), grads        # V^T G by col2im (47.1262)
         grads = {"W": weight_gradient(H, dz, self.groups),
-                 "Theta": np.broadcast_to(total, (rows, self.maps)).copy()}
+                 "Theta": theta}
         if not need_input:
             return None, grads
         return self.V.scatter_add(spread_patches(dz, self.kernels(p["W"]), self.groups)), grads
@@ -288,6 +340,7 @@ class Correlation(Layer):
         """
         P, N, D = dz.shape
         S = self.S
+        H = self.patches(H, N)                       # the literal listing reads the patches themselves
         spread = sp.kron(np.ones((1, D)), sp.eye_array(P, format="csr"), format="csr")
         rows = self.parameter_shapes()["Theta"][0]
         dtype = np.result_type(dz, H)

@@ -32,6 +32,14 @@ from ..pooling import KINDS, Pooling
 from .base import Layer, register
 from .global_pool import pool_values
 
+#: Fused max pooling with at most this many outputs copies each window next to each other, takes one
+#: argmax, and scatters the backward in one indexed write: fewer NumPy calls, which is what a small batch
+#: pays for. Larger outputs keep the running maximum, whose cost follows the data rather than the calls.
+#: Measured (2x2 windows, 8 maps of 28x28, float64): 1,568 outputs 19 + 8 us against 23 + 16 us; 3,136
+#: outputs 36 + 11 against 23 + 17 (the window copy grows fastest); 25,088 outputs 0.69 ms against 0.05 ms
+#: for the backward scatter.
+SMALL_POOL = 2048
+
 
 @register
 class Pool(Layer):
@@ -149,28 +157,52 @@ class Pool(Layer):
                       and len(T.window) == len(self.in_shape))
         self.out_maps, self.out_shape, self.out_vector = self.in_maps, T.output_shape, self.in_vector
 
-    def _blocks(self, x):
+    def _geometry(self, N: int, D: int) -> dict:
+        """The fused path's shapes and axis orders for a batch of ``N`` samples of ``D`` maps, kept per shape."""
+        cache = self.__dict__.setdefault("_fused_geometry", {})
+        key = (N, D)
+        if key not in cache:
+            shape, window, nd = self.in_shape, self.T.window, len(self.in_shape)
+            split = []
+            for n, w in zip(reversed(shape), reversed(window)):
+                split += [n // w, w]
+            # blocks axes run (o_last, w_last, ..., o_first, w_first, N, D); the window offsets in row-major
+            # order of the map's axes are w_first slowest ... w_last fastest
+            to_window_last = tuple(range(0, 2 * nd, 2)) + (2 * nd, 2 * nd + 1) + tuple(range(2 * nd - 1, 0, -2))
+            size = int(np.prod(window))
+            cache[key] = dict(
+                maps=tuple(reversed(shape)) + (N, D),                     # column-stacked: the last axis slowest
+                cut=tuple(slice(0, (n // w) * w) for n, w in zip(reversed(shape), reversed(window))),
+                blocks=tuple(split) + (N, D),
+                offsets=[_offset_index(o, nd) for o in np.ndindex(*window)],
+                to_window_last=to_window_last, from_window_last=tuple(np.argsort(to_window_last)),
+                window_last=tuple(split[0::2]) + (N, D) + tuple(window),
+                tiled=all(n % w == 0 for n, w in zip(shape, window)),
+                size=size, base=np.arange(self.T.P_out * N * D, dtype=np.intp) * size)
+        return cache[key]
+
+    def _blocks(self, x, geo):
         """``x`` (P, N, D) as a view ``(o_k, w_k, ..., o_1, w_1, N, D)`` over the tiled part of the map."""
-        shape, window = self.in_shape, self.T.window
-        maps = x.reshape(tuple(reversed(shape)) + x.shape[1:])            # column-stacked: last axis fastest
-        cut = tuple(slice(0, (n // w) * w) for n, w in zip(reversed(shape), reversed(window)))
-        maps = maps[cut]
-        split = []
-        for n, w in zip(reversed(shape), reversed(window)):
-            split += [n // w, w]
-        return maps.reshape(tuple(split) + x.shape[1:])
+        return x.reshape(geo["maps"])[geo["cut"]].reshape(geo["blocks"])
 
     def _fused_forward(self, x):
-        blocks = self._blocks(x)
-        nd = len(self.in_shape)
         P_out, N, D = self.T.P_out, x.shape[1], x.shape[2]
-        views = [blocks[_offset_index(offset, nd)] for offset in np.ndindex(*self.T.window)]   # row-major
+        geo = self._geometry(N, D)
+        blocks = self._blocks(x, geo)
+        views = [blocks[index] for index in geo["offsets"]]                  # row-major window offsets
         if self.pool_kind == "mean":
             t = views[0].copy()
             for v in views[1:]:
                 t += v
             t *= t.dtype.type(1.0 / len(views))
             return t.reshape(P_out, N, D), None
+        if P_out * N * D <= SMALL_POOL:
+            # Few entries: the cost is the number of NumPy calls. Copy the windows next to each other and
+            # take argmax, which returns the first maximiser (PyTorch's tie rule) in three calls.
+            windows = np.ascontiguousarray(blocks.transpose(geo["to_window_last"])).reshape(-1)
+            which = windows.reshape(-1, geo["size"]).argmax(axis=1)
+            t = np.take(windows, geo["base"] + which)
+            return t.reshape(P_out, N, D), which.reshape(P_out, N, D)
         # A running maximum over the window offsets in row-major order; an offset replaces the best so far
         # only when strictly larger, so ties keep the first maximiser (PyTorch's rule). ``which`` is updated
         # by arithmetic, not by a masked copy: a data-dependent mask costs a branch misprediction per entry.
@@ -186,19 +218,22 @@ class Pool(Layer):
         return t.reshape(P_out, N, D), which
 
     def _fused_backward(self, x_shape, which, dt):
-        tiled = all(n % w == 0 for n, w in zip(self.in_shape, self.T.window))
-        dx = (np.empty if tiled else np.zeros)(x_shape, dtype=dt.dtype)     # a dropped remainder stays zero
-        blocks = self._blocks(dx)                                           # a view: writing it fills dx
-        nd = len(self.in_shape)
-        dt = dt.reshape(tuple(blocks.shape[2 * a] for a in range(nd)) + dt.shape[1:])
-        offsets = list(np.ndindex(*self.T.window))
+        geo = self._geometry(x_shape[1], x_shape[2])
+        dx = (np.empty if geo["tiled"] else np.zeros)(x_shape, dtype=dt.dtype)   # a dropped remainder stays 0
+        blocks = self._blocks(dx, geo)                                      # a view: writing it fills dx
         if self.pool_kind == "mean":
-            share = dt * dt.dtype.type(1.0 / len(offsets))
-            for offset in offsets:
-                blocks[_offset_index(offset, nd)] = share
+            share = dt.reshape(blocks[geo["offsets"][0]].shape) * dt.dtype.type(1.0 / geo["size"])
+            for index in geo["offsets"]:
+                blocks[index] = share
             return dx
-        for k, offset in enumerate(offsets):                                # every entry written exactly once
-            np.multiply(dt, which == k, out=blocks[_offset_index(offset, nd)])
+        if dt.size <= SMALL_POOL:                                           # few entries: one scatter
+            windows = np.zeros(dt.size * geo["size"], dtype=dt.dtype)
+            windows[geo["base"] + which.reshape(-1)] = dt.reshape(-1)
+            blocks[...] = windows.reshape(geo["window_last"]).transpose(geo["from_window_last"])
+            return dx
+        dt = dt.reshape(blocks[geo["offsets"][0]].shape)
+        for k, index in enumerate(geo["offsets"]):                          # every entry written exactly once
+            np.multiply(dt, which.reshape(dt.shape) == k, out=blocks[index])
         return dx
 
     def _build_sliding(self, where, window, stride, padding) -> None:
