@@ -138,8 +138,13 @@ def as_shape(value, name: str, *, max_ndim: int | None = 3) -> tuple[int, ...]:
     return tuple(as_positive_int(v, f"{name}[{i}]") for i, v in enumerate(items))
 
 
+_FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
+
+
 def as_float_array(value, name: str) -> np.ndarray:
     """Convert to a float array (float32 kept, everything else float64)."""
+    if type(value) is np.ndarray and value.dtype in _FLOATS:       # already right: no checks to run
+        return value
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be a numeric array, got {kind_of(value)}")
     try:
@@ -167,6 +172,6 @@ def as_vector_or_columns(value, name: str, length: int) -> np.ndarray:
 
 
 def require_finite(arr: np.ndarray, name: str) -> None:
-    if not np.all(np.isfinite(arr)):
+    if not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(f"{name} must be finite, found {arr[tuple(bad)]} at index {tuple(int(b) for b in bad)}")

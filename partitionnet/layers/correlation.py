@@ -29,6 +29,7 @@ zeros: ``W`` is ``S D_in/g x D`` and row ``j' S + s`` of column ``d`` holds
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import numbers
 from typing import Sequence
@@ -231,6 +232,8 @@ class Correlation(Layer):
 
     def bias_sums(self, Theta: np.ndarray) -> np.ndarray:
         """``sum_j theta^(d)(j)`` for every output map d: the constant of (47.1212)."""
+        if Theta.shape[0] == 1:                      # a tied bias: its one row is the sum
+            return Theta[0]
         if self.bias == "tied" or self.groups > 1:
             return Theta.sum(axis=0)
         return (Theta * self.table.T).sum(axis=0)
@@ -553,7 +556,15 @@ def stack_sum(a: np.ndarray) -> np.ndarray:
     [30.0, 36.0]
     """
     P, N, D = a.shape
-    return np.ones(P * N, dtype=a.dtype) @ a.reshape(P * N, D)
+    return _ones(P * N, a.dtype) @ a.reshape(P * N, D)
+
+
+@functools.lru_cache(maxsize=64)
+def _ones(n: int, dtype) -> np.ndarray:
+    """A read-only vector of ``n`` ones, made once per length and dtype (a step needs the same few)."""
+    ones = np.ones(n, dtype=dtype)
+    ones.setflags(write=False)
+    return ones
 
 
 def weight_gradient(H: np.ndarray, delta: np.ndarray, groups: int = 1) -> np.ndarray:

@@ -62,7 +62,9 @@ class Dense(Layer):
 
     def vjp(self, p, y, dz, *, need_input=True):
         delta = dz[:, :, 0]
-        grads = {"W": delta @ y.T, "theta": -delta.sum(axis=1)}
+        # one sample: the outer product as a broadcast product (a GEMM with one inner term is slower)
+        dW = delta * y.T if delta.shape[1] == 1 else delta @ y.T
+        grads = {"W": dW, "theta": -delta.sum(axis=1)}
         return ((p["W"].T @ delta)[:, :, None] if need_input else None), grads
 
     def operator(self, p, x=None, *, algebra=SCIPY):

@@ -61,21 +61,20 @@ class Flatten(Layer):
         self.perm = (np.arange(P) if self.order == "F" else
                      np.ravel_multi_index(np.unravel_index(np.arange(P), self.in_shape, order="C"),
                                           self.in_shape, order="F"))
+        self.unperm = np.argsort(self.perm)
 
     def forward(self, p, x):
         P, N, D = x.shape
         if self.order == "C":
-            x = x[self.perm]
+            x = np.take(x, self.perm, axis=0)
         return x.transpose(2, 0, 1).reshape(D * P, N, 1), None
 
     def vjp(self, p, res, dy, *, need_input=True):
         if not need_input:
             return None, {}
         dx = dy.reshape(self.in_maps, self.P_in, -1).transpose(1, 2, 0)
-        if self.order == "C":
-            out = np.empty_like(dx)
-            out[self.perm] = dx
-            return out, {}
+        if self.order == "C":                          # the inverse permutation, as a gather
+            return np.take(dx, self.unperm, axis=0), {}
         return dx, {}
 
     def operator(self, p, x=None, *, algebra=SCIPY):
