@@ -30,6 +30,7 @@ from . import _validate as val
 from .layers.base import Layer, param_key, split_key
 from .layers.softmax import Softmax
 from .layout import from_stack, to_stack
+from .threads import governed
 
 LOSSES = ("squared", "cross_entropy")
 ENGINE_NAMES = ("kronecker", "fast")
@@ -225,6 +226,7 @@ class Network:
             return stack[:, :, 0].T
         return from_stack(stack, self.layers[-1].out_shape)
 
+    @governed
     def forward(self, x) -> np.ndarray:
         """Run the network on ``x`` (``(D_0, *map)`` or ``(N, D_0, *map)``)."""
         xb, batched = self._as_batch(x)
@@ -276,6 +278,7 @@ class Network:
             return len(self.layers) - 2, y * gam.sum(axis=(0, 2), keepdims=True) - gam
         return len(self.layers) - 1, 2.0 * (y - gam)
 
+    @governed
     def loss(self, x, gamma) -> float:
         """The loss summed over the batch, ``sum_n l(gamma_n, y_n)`` (the data term of 47.1227)."""
         xb, batched = self._as_batch(x)
@@ -310,6 +313,7 @@ class Network:
             raise ValueError(f"engine must be one of {ENGINE_NAMES}, got {engine!r}")
         return engine == "kronecker"
 
+    @governed
     def value_and_grad(self, x, gamma, *, engine: str = "fast"):
         """``(loss, outputs, gradients)`` from one forward and one backward pass.
 
@@ -326,10 +330,12 @@ class Network:
         out = self._user_output(y)
         return self._loss_value(y, gam), (out if batched else out[0]), grads
 
+    @governed
     def gradients(self, x, gamma, *, engine: str = "fast") -> "OrderedDict[str, np.ndarray]":
         """Gradients of :meth:`loss` for every parameter (keys as :meth:`parameters`)."""
         return self.value_and_grad(x, gamma, engine=engine)[2]
 
+    @governed
     def input_gradient(self, x, gamma, *, engine: str = "fast") -> np.ndarray:
         """``d loss / d x`` with the shape of ``x``: the saliency of every input entry."""
         literal = self._engine(engine)
@@ -341,6 +347,7 @@ class Network:
         out = from_stack(dx, self.input_shape)
         return out if batched else out[0]
 
+    @governed
     def sensitivities(self, x, gamma) -> "OrderedDict[str, np.ndarray]":
         """``d loss / d (output of layer)`` for every layer with parameters, in the user's layout.
 

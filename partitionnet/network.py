@@ -29,6 +29,7 @@ from .model import Network
 from .partition import Partition
 from .pooling import KINDS as POOLING_KINDS
 from .pooling import Pooling
+from .threads import governed
 from .vec import unvec
 
 OUTPUTS = ("identity", "sigmoid", "tanh", "relu", "softmax")
@@ -326,6 +327,7 @@ class ConvNet(Network):
         return self.conv[c - 1]
 
     # ------------------------------------------------------------------ forward (47.1216)
+    @governed
     def forward(self, x) -> np.ndarray:
         """Run the network (47.1216) and keep its trace in ``self.cache``.
 
@@ -374,6 +376,7 @@ class ConvNet(Network):
         """Targets as a (Q, N) matrix of columns; integer class labels are one-hot encoded."""
         return self._target_stack(gamma, n, batched)[:, :, 0]
 
+    @governed
     def loss(self, x, gamma) -> float:
         """The unregularised loss summed over the batch, ``sum_n l(gamma_n, y_n)`` (the data term of 47.1227)."""
         xb, batched = self._as_batch(x)
@@ -385,6 +388,7 @@ class ConvNet(Network):
         literal = self._engine(engine)
         return self._backward(trace.tape, trace.y, gamma_columns[:, :, None], literal=literal)[0]
 
+    @governed
     def sensitivities(self, x, gamma) -> "OrderedDict[str, np.ndarray]":
         """The sensitivities ``delta = d loss / d z`` of every layer, as arrays a reader can plot.
 

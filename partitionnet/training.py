@@ -38,6 +38,7 @@ import numpy as np
 
 from . import _validate, losses
 from ._validate import as_positive_int
+from .threads import governed
 
 __all__ = ["History", "Evaluation", "fit", "sgd_step", "evaluate", "predict"]
 
@@ -399,6 +400,7 @@ def _diverged(where: str, what: str, learning_rate: float) -> str:
             f"{learning_rate / 10:g}). The network keeps the parameters it had before this step")
 
 
+@governed
 def fit(net, x, y, *, epochs, batch_size=1, learning_rate, rho1=0.0, rho2=0.0, engine="fast", rng=None,
         validation=None, progress=True, callback=None) -> History:
     """Train ``net`` in place by stochastic gradient descent (the listing after 47.1276).
@@ -569,6 +571,7 @@ def _loss_and_accuracy(net, xs, gamma, labels):
     return loss, acc
 
 
+@governed
 def predict(net, x) -> np.ndarray:
     """Predicted class of every sample: the arg-max of the network's output.
 
@@ -590,6 +593,7 @@ def predict(net, x) -> np.ndarray:
     return _outputs(net, xs).argmax(axis=0).astype(np.int64)
 
 
+@governed
 def evaluate(net, x, labels) -> Evaluation:
     """Accuracy and confusion matrix of ``net`` on labelled data.
 

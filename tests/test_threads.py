@@ -105,3 +105,53 @@ def test_tune_allocator_stops_the_page_faults_of_reallocated_arrays():
     if counts["default"] < pages // 10:
         pytest.skip(f"this malloc already reuses freed memory ({counts['default']} faults for {pages} pages)")
     assert counts["tuned"] < pages // 100, counts
+
+
+# ---------------------------------------------------------------------- the policy inside partitionnet's calls
+def _seen_by_a_layer():
+    """A network whose activation records the BLAS threads in force while the network computes."""
+    from partitionnet import Network, layers as L
+
+    seen = []
+
+    class Spy(L.Activation):
+        def forward(self, p, x):
+            seen.append(threads.current())
+            return super().forward(p, x)
+
+    net = Network((4,), 1, [L.Correlation(2, kernel=2), Spy("tanh"), L.Flatten(), L.Dense(2)], rng=0)
+    return net, seen
+
+
+def test_network_calls_run_under_the_policy_and_restore_the_count(monkeypatch):
+    monkeypatch.delenv(threads.ENV, raising=False)
+    net, seen = _seen_by_a_layer()
+    x, g = np.ones((3, 1, 4)), np.zeros((3, 2))
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):        # a caller's own setting
+        net.forward(x)
+        net.gradients(x, g)
+        assert threads.current() == 2                                       # restored on return
+    assert seen == [1, 1]
+
+
+def test_an_explicit_limit_or_auto_is_left_alone(monkeypatch):
+    monkeypatch.delenv(threads.ENV, raising=False)
+    net, seen = _seen_by_a_layer()
+    x = np.ones((3, 1, 4))
+    with threads.limit(2):
+        net.forward(x)
+    monkeypatch.setenv(threads.ENV, "auto")
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        net.forward(x)
+    assert seen == [2, 2]
+
+
+def test_the_count_is_restored_after_an_error(monkeypatch):
+    monkeypatch.delenv(threads.ENV, raising=False)
+    net, _ = _seen_by_a_layer()
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        with pytest.raises(ValueError, match="x must have shape"):
+            net.forward(np.ones((3, 2, 4)))
+        assert threads.current() == 2
+        net.forward(np.ones((3, 1, 4)))                                      # and the next call still works
+        assert threads.current() == 2
