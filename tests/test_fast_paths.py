@@ -207,3 +207,23 @@ def test_each_correlation_path_is_the_one_exercised():
     assert all(b.single is not None for b in built)                           # one sample: always by index
     assert [b.shifted is not None for b in built] == [True, True, True, True, False, False, False]
     assert [b.strided is not None for b in built] == [False, False, False, False, True, False, False]
+
+
+def test_a_partition_reading_an_entry_twice_at_one_offset_keeps_the_scatter_add(rng):
+    """``V_s^T`` is a gather only when offset s reads every entry at most once; otherwise the sparse V^T stays."""
+    from partitionnet.partition import Partition
+
+    V = Partition.from_indices([[0, 1], [0, 2], [3, 3]], 4)              # offset 0 reads entry 0 twice
+    layer = L.Correlation(2, partition=V).build(2, (4,))
+    assert layer.single is None and layer.shifted is None
+    p = {k: rng.standard_normal(v) for k, v in layer.parameter_shapes().items()}
+    x = rng.standard_normal((4, 1, 2))
+    z, res = layer.forward(p, x)
+    dz = rng.standard_normal(z.shape)
+    dx, _ = layer.vjp(p, res, dz)
+    dx_literal, _ = layer.vjp_literal(p, res, dz)
+    np.testing.assert_allclose(dx, dx_literal, rtol=1e-13, atol=1e-13)
+    # entry 0 receives from both windows that read it at offset 0
+    K = layer.kernels(p["W"])
+    expected = dz[0, 0] @ K[0].T + dz[1, 0] @ K[0].T
+    np.testing.assert_allclose(dx[0, 0], expected, rtol=1e-13, atol=1e-13)
