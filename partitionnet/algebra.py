@@ -84,9 +84,11 @@ class _Scipy(Algebra):
         return np.ones((n, m))
 
     def hadamard_ones_kron(self, A, m, n, w):
-        # Every row of 1_m 1_n^T kron w^T equals 1_n^T kron w^T: scale A's columns by it.
-        row = np.tile(np.asarray(w).reshape(-1), n)[None, :]
-        return sp.csr_array(A.multiply(row))
+        # Every row of 1_m 1_n^T kron w^T equals 1_n^T kron w^T, whose column c holds w[c mod len(w)]:
+        # the Hadamard product scales each stored entry of A by its column's w, keeping A's sparsity.
+        A = sp.csr_array(A)
+        w = np.asarray(w, dtype=np.result_type(A.dtype, np.float64)).reshape(-1)
+        return sp.csr_array((A.data * w[A.indices % w.size], A.indices, A.indptr), shape=A.shape)
 
     def diag(self, values):
         return sp.diags_array(np.asarray(values).reshape(-1), format="csr")

@@ -437,14 +437,17 @@ def _pool_max(pool: Pooling, yo):
         r = int(pool.sizes[0])
         blocks = yo.reshape((pool.P_out, r) + yo.shape[1:])
         order = _tie_order(pool, r)
-        # The first maximiser in tie order (row-major within a window, as PyTorch), by one argmax:
-        # no separate pass to find ties, so all-zero windows after a relu cost nothing extra.
-        first = np.argmax(blocks if order is None else blocks[:, order], axis=1)
-        if order is not None:
-            first = order[first]
-        t = np.take_along_axis(blocks, first[:, None], axis=1)[:, 0]
-        g = np.arange(r).reshape((1, r) + (1,) * (yo.ndim - 1)) == first[:, None]
-        return t, g.astype(yo.dtype).reshape(yo.shape)
+        # The first maximiser in tie order (row-major within a window, as PyTorch): walk the r window
+        # positions (never the regions or samples) and mark an entry that equals its window's maximum
+        # unless an earlier one did. An argmax along the window axis would loop window by window instead.
+        t = blocks.max(axis=1)
+        g = np.zeros(blocks.shape, dtype=yo.dtype)
+        taken = np.zeros(t.shape, dtype=bool)
+        for k in (range(r) if order is None else order):
+            first = (blocks[:, k] == t) & ~taken
+            g[:, k] = first
+            taken |= first
+        return t, g.reshape(yo.shape)
     t = pool._segment(np.maximum, yo)
     # First maximiser of each region: smallest region-order position that hits the max.
     hits = yo == pool._expand(t)

@@ -63,3 +63,17 @@ def sympy_rational():
     import sympy
 
     return sympy.Rational(1, 1000)
+
+
+def test_contract_catches_a_backward_pass_that_changes_its_input(monkeypatch):
+    """vjp_literal may not write into the sensitivity it receives (the network passes the same array on)."""
+    original = L.Correlation.vjp_literal
+
+    def overwriting(self, p, res, dy, *, need_input=True):
+        out = original(self, p, res, dy, need_input=need_input)
+        dy[0] = 0.0
+        return out
+
+    monkeypatch.setattr(L.Correlation, "vjp_literal", overwriting)
+    passed, detail = contract.CHECKS["vjp_literal = vjp"](built("correlation", 0), np.random.default_rng(0))
+    assert not passed and "changed the sensitivity" in detail

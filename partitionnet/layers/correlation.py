@@ -285,6 +285,20 @@ class Correlation(Layer):
             return self.shifted.patches(res, n_samples)
         return res
 
+    def _patch_matrices(self, res, n_samples: int) -> np.ndarray:
+        """``H_{n,c-1}`` (47.1225) for every sample: ``(N, D_in S, P)``, row ``j S + s`` the offset-s entries of
+        map j's patches, gathered once from what :meth:`forward` kept."""
+        P, S, D_in = self.V.P, self.S, self.in_maps
+        if n_samples == 1 and self.single is not None:                      # (P, S D_in), [p, s D_in + j]
+            return res.reshape(P, S, D_in).transpose(2, 1, 0).reshape(1, D_in * S, P)
+        if self.shifted is not None:                                        # the padded maps: V read from x
+            x = np.ascontiguousarray(self.shifted.unpad(res, n_samples).transpose(1, 2, 0))   # (N, D_in, M)
+            if bool((self.V.indices < 0).any()):
+                x = np.concatenate((x, np.zeros(x.shape[:2] + (1,), dtype=x.dtype)), axis=2)
+            rows = np.where(self.V.indices >= 0, self.V.indices, self.V.M).T  # (S, P); M: the zero
+            return np.take(x, rows, axis=2).reshape(n_samples, D_in * S, P)
+        return res.transpose(2, 3, 0, 1).reshape(n_samples, D_in * S, P)   # H[s, p, n, j]
+
     # ------------------------------------------------------------------ fast backward
     def vjp(self, p, H, dz, *, need_input=True):
         """Gradients (47.1271, 47.1274) and ``sum_d V^(j,d) delta^(d)`` as one ``V^T G`` (47.1262).
@@ -343,16 +357,17 @@ class Correlation(Layer):
         """
         P, N, D = dz.shape
         S = self.S
-        H = self.patches(H, N)                       # the literal listing reads the patches themselves
+        H_all = self._patch_matrices(H, N)          # H_{n,c-1} of (47.1225) for every n: (N, D_in S, P)
         spread = sp.kron(np.ones((1, D)), sp.eye_array(P, format="csr"), format="csr")
         rows = self.parameter_shapes()["Theta"][0]
-        dtype = np.result_type(dz, H)
+        dtype = np.result_type(dz, H_all)
         dW = np.zeros((self.in_maps * S, D), dtype=dtype)
         dTheta = np.zeros((rows, D), dtype=dtype)
         ones_bias = np.ones((rows, P), dtype=dtype)
+        Delta = block_diagonal(np.zeros((P, D), dtype=dz.dtype))   # the pattern of every Delta_n (47.1270)
         for n in range(N):
-            Delta = block_diagonal(dz[:, n, :])                                      # (47.1270)
-            H_n = H[:, :, n, :].transpose(2, 0, 1).reshape(self.in_maps * S, P)     # H_{n,c-1} (47.1225)
+            Delta.data[:] = dz[:, n, :].T.reshape(-1)                               # Delta_n: its entries
+            H_n = H_all[n]                                                          # H_{n,c-1} (47.1225)
             gathered = (spread @ Delta).toarray()                                   # (1^T kron I_P) Delta_n
             dW += H_n @ gathered                                                    # (47.1271)
             dTheta -= ones_bias @ gathered                                          # (47.1274)
@@ -363,11 +378,12 @@ class Correlation(Layer):
         if not need_input:
             return None, grads
         W = p["W"]
-        dx = np.zeros((self.V.M, N, self.in_maps), dtype=dtype)
+        delta = np.ascontiguousarray(dz.transpose(2, 0, 1))                         # delta^(d): (P, N) each
+        dx = np.zeros((self.in_maps, self.V.M, N), dtype=dtype)
         for j, d in zip(*np.nonzero(self.table.T)):
             op = backprop_operator(self.V, self._mask(W, j, d))                      # (47.1257)
-            dx[:, :, j] += op @ dz[:, :, d]                                          # (47.1258)
-        return dx, grads
+            dx[j] += op @ delta[d]                                                  # (47.1258)
+        return np.ascontiguousarray(dx.transpose(1, 2, 0)), grads
 
     # ------------------------------------------------------------------ explicit operator
     def operator(self, p, x=None, *, algebra=SCIPY):
@@ -500,9 +516,18 @@ def backprop_operator(partition: Partition, w, algebra=SCIPY):
            [ 0.,  0., 10.]])
     """
     xp = algebra
-    VT = xp.T(xp.partition(partition))                                          # V_c^T, P' x P S
+    VT, sum_offsets = _fixed_factors(partition, xp)                             # V_c^T and (I_P kron 1_S)
     masked = xp.hadamard_ones_kron(VT, partition.M, partition.P, list(np.asarray(w).reshape(-1)))
-    return xp.matmul(masked, xp.kron(xp.eye(partition.P), xp.ones(partition.S, 1)))   # ... (I_P kron 1_S)
+    return xp.matmul(masked, sum_offsets)
+
+
+def _fixed_factors(partition: Partition, xp):
+    """``V_c^T`` (P' x P S) and ``I_P kron 1_S`` of (47.1257): the same for every pair of maps, so each is
+    built once per partition and algebra and kept on the partition (the layer's V never changes)."""
+    cache = partition.__dict__.setdefault("_backprop_factors", {})
+    if xp.name not in cache:
+        cache[xp.name] = (xp.T(xp.partition(partition)), xp.kron(xp.eye(partition.P), xp.ones(partition.S, 1)))
+    return cache[xp.name]
 
 
 def correlate_patches(H: np.ndarray, K: np.ndarray, groups: int = 1) -> np.ndarray:
@@ -632,7 +657,8 @@ def block_diagonal(columns: np.ndarray) -> sp.csr_array:
     ``columns`` is ``(P, D)``.
     """
     P, D = columns.shape
-    return sp.csr_array((columns.T.reshape(-1), np.repeat(np.arange(D), P), np.arange(D * P + 1)),
+    # its own copy of the entries: a view of ``columns`` would let a change to Delta write into the caller's array
+    return sp.csr_array((np.array(columns.T.reshape(-1)), np.repeat(np.arange(D), P), np.arange(D * P + 1)),
                         shape=(D * P, D))
 
 
