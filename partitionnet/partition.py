@@ -276,7 +276,7 @@ class Partition:
         offset_major = np.swapaxes(g.reshape((self.P, self.S) + tail), 0, 1).reshape((self.S * self.P,) + tail)
         return np.asarray(self._offset_major_adjoint() @ offset_major, dtype=g.dtype)
 
-    def gather(self, maps: np.ndarray) -> np.ndarray:
+    def gather(self, maps: np.ndarray, axis: int = 0) -> np.ndarray:
         """All patches of a stack of maps, kernel offset first: ``H[s, p, n, j]``.
 
         ``maps`` is ``(M, N, D)`` (entry, sample, map). Row ``s`` of the result
@@ -284,15 +284,19 @@ class Partition:
         offset-major (the commutation matrix ``K_{P,S}``), so every kernel
         offset is one contiguous block and a correlation becomes one small
         GEMM per offset. ``H[:, :, n, j]`` is the book's ``H_n^(j)`` (47.1211).
-        A padded entry reads zero (47.1129).
+        A padded entry reads zero (47.1129). With ``axis``, the entries run
+        along that axis of ``maps`` instead, and the two axes ``(S, P)`` take
+        its place: ``(N, D, M)`` with ``axis=2`` gives ``H[n, j, s, p]``.
 
         >>> V = Partition.sliding_window(3, 2)
         >>> V.gather(np.arange(3.0).reshape(3, 1, 1))[:, :, 0, 0].tolist()
         [[0.0, 1.0], [1.0, 2.0]]
         """
-        if self._padded:
-            maps = np.concatenate((maps, np.zeros((1,) + maps.shape[1:], dtype=maps.dtype)), axis=0)
-        return np.take(maps, self.indices.T, axis=0)       # the same as maps[indices.T], in fewer steps
+        if self._padded:                             # index -1 reads the zero appended after the last entry
+            shape = list(maps.shape)
+            shape[axis] = 1
+            maps = np.concatenate((maps, np.zeros(shape, dtype=maps.dtype)), axis=axis)
+        return np.take(maps, self.indices.T, axis=axis)    # the same as maps[indices.T], in fewer steps
 
     def scatter_add(self, G: np.ndarray) -> np.ndarray:
         """The adjoint of :meth:`gather`: ``V^T`` applied to offset-major patches.

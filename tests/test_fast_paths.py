@@ -227,3 +227,14 @@ def test_a_partition_reading_an_entry_twice_at_one_offset_keeps_the_scatter_add(
     K = layer.kernels(p["W"])
     expected = dz[0, 0] @ K[0].T + dz[1, 0] @ K[0].T
     np.testing.assert_allclose(dx[0, 0], expected, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("padding", [0, 1])
+def test_gather_along_another_axis_is_the_same_patches(padding, rng):
+    """``gather(maps, axis=2)`` on ``(N, D, M)`` maps is ``gather`` on ``(M, N, D)``, axes moved."""
+    from partitionnet.partition import Partition
+
+    V = Partition.sliding_window((5, 4), 3, padding=padding)
+    x = rng.standard_normal((V.M, 3, 2))
+    moved = V.gather(np.ascontiguousarray(x.transpose(1, 2, 0)), axis=2)          # (N, D, S, P)
+    np.testing.assert_array_equal(moved, V.gather(x).transpose(2, 3, 0, 1))

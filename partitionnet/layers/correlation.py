@@ -281,23 +281,9 @@ class Correlation(Layer):
         """
         if n_samples == 1 and self.single is not None:
             return res.reshape(self.V.P, self.S, 1, self.in_maps).transpose(1, 0, 2, 3)
-        if self.shifted is not None:
-            return self.shifted.patches(res, n_samples)
-        return res
-
-    def _patch_matrices(self, res, n_samples: int) -> np.ndarray:
-        """``H_{n,c-1}`` (47.1225) for every sample: ``(N, D_in S, P)``, row ``j S + s`` the offset-s entries of
-        map j's patches, gathered once from what :meth:`forward` kept."""
-        P, S, D_in = self.V.P, self.S, self.in_maps
-        if n_samples == 1 and self.single is not None:                      # (P, S D_in), [p, s D_in + j]
-            return res.reshape(P, S, D_in).transpose(2, 1, 0).reshape(1, D_in * S, P)
         if self.shifted is not None:                                        # the padded maps: V read from x
-            x = np.ascontiguousarray(self.shifted.unpad(res, n_samples).transpose(1, 2, 0))   # (N, D_in, M)
-            if bool((self.V.indices < 0).any()):
-                x = np.concatenate((x, np.zeros(x.shape[:2] + (1,), dtype=x.dtype)), axis=2)
-            rows = np.where(self.V.indices >= 0, self.V.indices, self.V.M).T  # (S, P); M: the zero
-            return np.take(x, rows, axis=2).reshape(n_samples, D_in * S, P)
-        return res.transpose(2, 3, 0, 1).reshape(n_samples, D_in * S, P)   # H[s, p, n, j]
+            return self.V.gather(self.shifted.unpad(res, n_samples))
+        return res
 
     # ------------------------------------------------------------------ fast backward
     def vjp(self, p, H, dz, *, need_input=True):
@@ -357,7 +343,12 @@ class Correlation(Layer):
         """
         P, N, D = dz.shape
         S = self.S
-        H_all = self._patch_matrices(H, N)          # H_{n,c-1} of (47.1225) for every n: (N, D_in S, P)
+        # H_{n,c-1} of (47.1225) for every n, (N, D_in S, P): row j S + s holds offset s of map j's patches
+        if self.shifted is not None and not (N == 1 and self.single is not None):  # gathered in that layout
+            x = np.ascontiguousarray(self.shifted.unpad(H, N).transpose(1, 2, 0))   # (N, D_in, M)
+            H_all = self.V.gather(x, axis=2).reshape(N, self.in_maps * S, P)
+        else:
+            H_all = self.patches(H, N).transpose(2, 3, 0, 1).reshape(N, self.in_maps * S, P)
         spread = sp.kron(np.ones((1, D)), sp.eye_array(P, format="csr"), format="csr")
         rows = self.parameter_shapes()["Theta"][0]
         dtype = np.result_type(dz, H_all)

@@ -99,16 +99,6 @@ class ShiftedWindows:
         D = X.shape[1]
         return np.ascontiguousarray(X.reshape(self.grid + (N, D))[self.interior]).reshape(self.M, N, D)
 
-    def patches(self, X: np.ndarray, N: int) -> np.ndarray:
-        """The offset-major patches ``H[s, p, n, j]`` (47.1211) of a padded ``X``, as gather would give them."""
-        D = X.shape[1]
-        view = self._offset_view(X, N)                                       # (k_last, ..., k_first, span, D)
-        S = self.S
-        full = np.zeros((S, self.rows * N, D), dtype=X.dtype)
-        full[:, :self.span * N] = view.reshape(S, self.span * N, D)
-        return np.ascontiguousarray(full.reshape((S,) + self.grid + (N, D))[(slice(None),) + self.outputs]) \
-            .reshape(S, self.P, N, D)
-
     def _offset_view(self, X: np.ndarray, N: int) -> np.ndarray:
         """``X[o_s : o_s + span N]`` for every kernel offset, as one strided view ``(k_last, ..., k_first, ...)``."""
         row = X.strides[0]
